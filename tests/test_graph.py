@@ -1,0 +1,146 @@
+"""The seq2seq graph: state hand-off, feeding states, teacher forcing vs autoregression."""
+
+import numpy as np
+import pytest
+
+from forecaster.graph import ModelSpec
+from forecaster.lstm import LSTMState
+from forecaster.model import Seq2SeqModel
+
+
+@pytest.fixture
+def spec():
+    return ModelSpec(horizon=4, num_features=2, num_units=5, num_layers=2)
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(3)
+    return (
+        rng.normal(size=(6, 7, 2)).astype(np.float32),
+        rng.normal(size=(6, 4)).astype(np.float32),
+    )
+
+
+def test_decoder_initial_state_is_the_encoders_final_state_bit_for_bit(spec, batch):
+    inputs, _ = batch
+    with Seq2SeqModel(spec) as model:
+        t = model.tensors
+        encoder_final, decoder_initial = model.session.run(
+            [t.encoder_final_state, t.decoder_initial_state], {t.encoder_inputs: inputs}
+        )
+    assert len(encoder_final) == len(decoder_initial) == spec.num_layers
+    for enc, dec in zip(encoder_final, decoder_initial, strict=True):
+        np.testing.assert_array_equal(enc.c, dec.c)
+        np.testing.assert_array_equal(enc.h, dec.h)
+        assert not np.array_equal(enc.c, enc.h)
+
+
+def test_forecast_feeds_back_its_own_predictions(spec, batch):
+    """Teacher forcing with the model's own forecast as the 'truth' reproduces the forecast."""
+    inputs, _ = batch
+    with Seq2SeqModel(spec) as model:
+        forecast = model.forecast(inputs).forecast
+        t = model.tensors
+        teacher_forced = model.session.run(
+            t.teacher_forced, {t.encoder_inputs: inputs, t.decoder_targets: forecast}
+        )
+    np.testing.assert_allclose(teacher_forced, forecast, atol=1e-5)
+
+
+def test_forecast_does_not_read_the_targets(spec, batch):
+    inputs, targets = batch
+    with Seq2SeqModel(spec) as model:
+        t = model.tensors
+        with_targets = model.session.run(
+            t.forecast, {t.encoder_inputs: inputs, t.decoder_targets: targets}
+        )
+        with_other = model.session.run(
+            t.forecast, {t.encoder_inputs: inputs, t.decoder_targets: targets * 100}
+        )
+    np.testing.assert_array_equal(with_targets, with_other)
+
+
+def test_omitted_initial_state_is_zeros_and_fed_state_is_used(spec, batch):
+    inputs, _ = batch
+    zeros = np.zeros((len(inputs), spec.num_units), np.float32)
+    rng = np.random.default_rng(0)
+    fed = tuple(
+        LSTMState(rng.normal(size=zeros.shape).astype(np.float32), None) for _ in range(2)
+    )
+    with Seq2SeqModel(spec) as model:
+        default = model.forecast(inputs)
+        explicit_zeros = model.forecast(inputs, initial_state=(LSTMState(zeros, zeros),) * 2)
+        with_c_only = model.forecast(inputs, initial_state=fed)
+        layer_1_only = model.forecast(inputs, initial_state=(None, fed[1]))
+    np.testing.assert_array_equal(default.forecast, explicit_zeros.forecast)
+    assert not np.allclose(default.forecast, with_c_only.forecast)
+    assert not np.allclose(default.encoder_final_state[1].c, layer_1_only.encoder_final_state[1].c)
+    # Layer 0 never sees layer 1's initial state.
+    np.testing.assert_array_equal(
+        default.encoder_final_state[0].c, layer_1_only.encoder_final_state[0].c
+    )
+
+
+def test_initial_state_with_wrong_shape_names_the_expected_shape(spec, batch):
+    inputs, _ = batch
+    bad = (LSTMState(np.zeros((2, 3), np.float32), None), None)
+    with Seq2SeqModel(spec) as model, pytest.raises(ValueError, match=r"expected \(6, 5\)"):
+        model.forecast(inputs, initial_state=bad)
+
+
+def test_padding_after_a_rows_length_changes_neither_state_nor_forecast(spec, batch):
+    inputs, targets = batch
+    lengths = np.array([7, 3, 5, 1, 7, 2], np.int32)
+    noisy = inputs.copy()
+    for row, length in enumerate(lengths):
+        noisy[row, length:] = 1e3  # garbage where a row has no data
+    with Seq2SeqModel(spec) as model:
+        clean = model.forecast(inputs, lengths=lengths)
+        padded = model.forecast(noisy, lengths=lengths)
+        short = model.forecast(inputs[1:2, :3])  # row 1 alone, cut to its length
+        t = model.tensors
+        losses = [
+            model.session.run(t.loss, {t.encoder_inputs: x, t.encoder_lengths: lengths,
+                                       t.decoder_targets: targets})
+            for x in (inputs, noisy)
+        ]
+    np.testing.assert_array_equal(clean.forecast, padded.forecast)
+    assert losses[0] == losses[1]
+    np.testing.assert_allclose(clean.forecast[1], short.forecast[0], atol=1e-6)
+    np.testing.assert_allclose(
+        clean.encoder_final_state[1].c[1], short.encoder_final_state[1].c[0], atol=1e-6
+    )
+
+
+def test_two_models_in_one_process_do_not_collide(spec, batch):
+    inputs, targets = batch
+    losses = []
+    for _ in range(2):
+        with Seq2SeqModel(spec, seed=11) as model:
+            losses.append([model.train_step(inputs, targets) for _ in range(3)])
+    assert losses[0] == losses[1]
+
+
+def test_training_reduces_the_loss_on_a_learnable_series():
+    spec = ModelSpec(horizon=5, num_units=16, learning_rate=1e-2)
+    t = np.arange(400)
+    series = np.sin(t * 0.3).astype(np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(series, 25)
+    inputs, targets = windows[:, :20, None], windows[:, 20:]
+    with Seq2SeqModel(spec) as model:
+        before = model.forecast_loss(inputs, targets)
+        for _ in range(150):
+            model.train_step(inputs[:128], targets[:128])
+        after = model.forecast_loss(inputs, targets)
+    assert after < 0.1 * before
+
+
+@pytest.mark.parametrize(
+    "field, value, key",
+    [("num_units", 0, "model.num_units"), ("dropout", 1.0, "model.dropout"),
+     ("encoder", "cudnn", "model.encoder"), ("learning_rate", -1.0, "train.learning_rate")],
+)
+def test_invalid_spec_names_the_config_key(field, value, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        ModelSpec(horizon=3, **{field: value})
