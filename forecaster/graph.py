@@ -57,8 +57,11 @@ class ModelSpec:
             (self.num_units >= 1, "model.num_units", "an integer >= 1"),
             (self.num_layers >= 1, "model.num_layers", "an integer >= 1"),
             (0.0 <= self.dropout < 1.0, "model.dropout", "a rate in [0, 1)"),
-            (self.encoder in SEQUENCE_IMPLEMENTATIONS, "model.encoder",
-             f"one of {sorted(SEQUENCE_IMPLEMENTATIONS)}"),
+            (
+                self.encoder in SEQUENCE_IMPLEMENTATIONS,
+                "model.encoder",
+                f"one of {sorted(SEQUENCE_IMPLEMENTATIONS)}",
+            ),
             (self.learning_rate > 0, "train.learning_rate", "a number > 0"),
             (self.clip_norm > 0, "train.clip_norm", "a number > 0"),
         ]
@@ -103,7 +106,9 @@ def _initial_state_placeholders(batch: tf.Tensor, spec: ModelSpec) -> LayerState
 
 def _named(states: LayerStates, prefix: str) -> LayerStates:
     return tuple(
-        LSTMState(tf.identity(s.c, name=f"{prefix}_c_{k}"), tf.identity(s.h, name=f"{prefix}_h_{k}"))
+        LSTMState(
+            tf.identity(s.c, name=f"{prefix}_c_{k}"), tf.identity(s.h, name=f"{prefix}_h_{k}")
+        )
         for k, s in enumerate(states)
     )
 

@@ -69,9 +69,7 @@ def lstm_step(x: tf.Tensor, state: LSTMState, weights: LSTMWeights) -> LSTMState
     return LSTMState(c, h)
 
 
-def fused_sequence(
-    inputs: tf.Tensor, initial_state: LSTMState, weights: LSTMWeights
-) -> LSTMState:
+def fused_sequence(inputs: tf.Tensor, initial_state: LSTMState, weights: LSTMWeights) -> LSTMState:
     """Run one layer over time-major `inputs` [time, batch, input_size] with the fused kernel.
 
     Returns the `(c, h)` of every step, each [time, batch, num_units].

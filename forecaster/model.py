@@ -46,6 +46,14 @@ class Seq2SeqModel:
             tf.compat.v1.set_random_seed(seed)
             self.tensors: Seq2SeqGraph = build_seq2seq(spec)
             self._trainable = tf.compat.v1.trainable_variables()
+            # Assign ops built once: restoring weights (early stopping) adds nothing to the graph.
+            self._assign_values = {
+                v.op.name: tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape)
+                for v in self._trainable
+            }
+            self._assign = tf.group(
+                *[v.assign(self._assign_values[v.op.name]) for v in self._trainable]
+            )
             initialize = tf.compat.v1.global_variables_initializer()
         config = tf.compat.v1.ConfigProto(
             intra_op_parallelism_threads=intra_op_threads,
@@ -108,7 +116,9 @@ class Seq2SeqModel:
         loss, _ = self.session.run([t.loss, t.train_op], feed)
         return float(loss)
 
-    def forecast_loss(self, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 1024) -> float:
+    def forecast_loss(
+        self, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 1024
+    ) -> float:
         """MSE of the autoregressive forecast over all windows (what validation measures)."""
         total = 0.0
         for start in range(0, len(inputs), batch_size):
@@ -141,8 +151,8 @@ class Seq2SeqModel:
         return {v.op.name: value for v, value in zip(self._trainable, values, strict=True)}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        for variable in self._trainable:
-            variable.load(weights[variable.op.name], self.session)
+        feed = {value: weights[name] for name, value in self._assign_values.items()}
+        self.session.run(self._assign, feed)
 
     def export_saved_model(self, path: str | Path) -> Path:
         """Write a TF1 SavedModel whose signature takes inputs and initial states."""

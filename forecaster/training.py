@@ -58,8 +58,11 @@ class TrainConfig:
     seed: int = 0  # seed: shuffling order (the graph seed is set by the model)
 
     def __post_init__(self) -> None:
-        for key, value in (("train.epochs", self.epochs), ("train.batch_size", self.batch_size),
-                           ("train.patience", self.patience)):
+        for key, value in (
+            ("train.epochs", self.epochs),
+            ("train.batch_size", self.batch_size),
+            ("train.patience", self.patience),
+        ):
             if value < 1:
                 raise ValueError(f"{key}={value!r} is invalid: expected an integer >= 1.")
 
@@ -105,7 +108,13 @@ def fit(
         logs = EpochLogs(epoch, train_loss, val_loss, best_val, time.perf_counter() - started)
         log.info(
             "epoch %d/%d  train_loss=%.5f  val_loss=%.5f  best=%.5f (epoch %d)  %.1fs",
-            epoch, config.epochs, train_loss, val_loss, best_val, history.best_epoch, logs.seconds,
+            epoch,
+            config.epochs,
+            train_loss,
+            val_loss,
+            best_val,
+            history.best_epoch,
+            logs.seconds,
         )
         for callback in callbacks:
             callback.on_epoch_end(logs)

@@ -65,9 +65,7 @@ def test_omitted_initial_state_is_zeros_and_fed_state_is_used(spec, batch):
     inputs, _ = batch
     zeros = np.zeros((len(inputs), spec.num_units), np.float32)
     rng = np.random.default_rng(0)
-    fed = tuple(
-        LSTMState(rng.normal(size=zeros.shape).astype(np.float32), None) for _ in range(2)
-    )
+    fed = tuple(LSTMState(rng.normal(size=zeros.shape).astype(np.float32), None) for _ in range(2))
     with Seq2SeqModel(spec) as model:
         default = model.forecast(inputs)
         explicit_zeros = model.forecast(inputs, initial_state=(LSTMState(zeros, zeros),) * 2)
@@ -101,8 +99,10 @@ def test_padding_after_a_rows_length_changes_neither_state_nor_forecast(spec, ba
         short = model.forecast(inputs[1:2, :3])  # row 1 alone, cut to its length
         t = model.tensors
         losses = [
-            model.session.run(t.loss, {t.encoder_inputs: x, t.encoder_lengths: lengths,
-                                       t.decoder_targets: targets})
+            model.session.run(
+                t.loss,
+                {t.encoder_inputs: x, t.encoder_lengths: lengths, t.decoder_targets: targets},
+            )
             for x in (inputs, noisy)
         ]
     np.testing.assert_array_equal(clean.forecast, padded.forecast)
@@ -138,9 +138,25 @@ def test_training_reduces_the_loss_on_a_learnable_series():
 
 @pytest.mark.parametrize(
     "field, value, key",
-    [("num_units", 0, "model.num_units"), ("dropout", 1.0, "model.dropout"),
-     ("encoder", "cudnn", "model.encoder"), ("learning_rate", -1.0, "train.learning_rate")],
+    [
+        ("num_units", 0, "model.num_units"),
+        ("dropout", 1.0, "model.dropout"),
+        ("encoder", "cudnn", "model.encoder"),
+        ("learning_rate", -1.0, "train.learning_rate"),
+    ],
 )
 def test_invalid_spec_names_the_config_key(field, value, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         ModelSpec(horizon=3, **{field: value})
+
+
+def test_set_weights_restores_a_snapshot(spec, batch):
+    inputs, targets = batch
+    with Seq2SeqModel(spec) as model:
+        snapshot = model.get_weights()
+        before = model.forecast(inputs).forecast
+        for _ in range(5):
+            model.train_step(inputs, targets)
+        assert not np.array_equal(model.forecast(inputs).forecast, before)
+        model.set_weights(snapshot)
+        np.testing.assert_array_equal(model.forecast(inputs).forecast, before)

@@ -122,11 +122,13 @@ def test_cell_matches_keras_lstm_with_copied_weights(case):
     layer = keras.layers.LSTM(units, return_sequences=True, return_state=True)
     batch_major = np.transpose(case["inputs"], (1, 0, 2))
     layer.build((None, None, features))
-    layer.set_weights([
-        keras_kernel[:features],
-        keras_kernel[features:],
-        np.concatenate([bi, bf + FORGET_BIAS, bj, bo]),  # our forget bias is added in the math
-    ])
+    layer.set_weights(
+        [
+            keras_kernel[:features],
+            keras_kernel[features:],
+            np.concatenate([bi, bf + FORGET_BIAS, bj, bo]),  # our forget bias is added in the math
+        ]
+    )
     # Keras orders its state [h, c]; ours is (c, h).
     sequence, final_h, final_c = layer(batch_major, initial_state=[case["h0"], case["c0"]])
     got = run_sequence(fused_sequence, case)
@@ -157,7 +159,7 @@ def test_fused_and_while_loop_gradients_agree(case):
             out = sequence_fn(
                 tf.constant(case["inputs"]), LSTMState(case["c0"], case["h0"]), weights
             )
-            grads = tf.gradients(tf.reduce_sum(out.h ** 2), list(weights))
+            grads = tf.gradients(tf.reduce_sum(out.h**2), list(weights))
             with tf.compat.v1.Session() as session:
                 weights.kernel.load(case["kernel"], session)
                 weights.bias.load(case["bias"], session)
