@@ -1,0 +1,42 @@
+"""`python -m forecaster <command> [hydra overrides...]`.
+
+Hydra would read a bare `train` as a malformed override, so the subcommand is taken off argv
+here, before Hydra parses the rest.
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = ("train", "bench")
+USAGE = """usage: python -m forecaster <command> [overrides...]
+
+commands:
+  train    train on a price CSV and log the run to MLflow   (e.g. window.horizon=20)
+  bench    measure training/inference speed against Keras 3  (--help for options)
+
+Hydra flags work after the command: --help, --cfg job, -m (multirun)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "bench":
+        from forecaster.bench import main as bench_main
+
+        return bench_main(rest)
+    from forecaster.train import main as train_main
+
+    sys.argv = [f"{sys.argv[0]} {command}", *rest]
+    train_main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

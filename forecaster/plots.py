@@ -1,0 +1,55 @@
+"""Figures for review: forecasts against actuals in price space, and the learning curve."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # runs headless: sweeps, CI, servers
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from forecaster.training import History  # noqa: E402
+from forecaster.windows import Dataset  # noqa: E402
+
+
+def forecast_figure(dataset: Dataset, forecast_prices: np.ndarray, n_origins: int = 4) -> Figure:
+    """History, actual and forecast (and the naive random walk) at evenly spaced test origins."""
+    test = dataset.test
+    picks = np.unique(np.linspace(0, len(test) - 1, num=max(1, n_origins)).round().astype(int))
+    prices = dataset.prices
+    fig, axes = plt.subplots(len(picks), 1, figsize=(10, 2.8 * len(picks)), squeeze=False)
+    for ax, row in zip(axes[:, 0], picks, strict=True):
+        origin = int(test.origin_index[row])
+        history = prices.iloc[max(0, origin - dataset.lookback) : origin + 1]
+        future = prices.index[origin + 1 : origin + 1 + dataset.horizon]
+        ax.plot(history.index, history.to_numpy(), color="0.35", label="history")
+        ax.plot(future, test.actual_prices[row], "o-", color="tab:blue", ms=3, label="actual")
+        ax.plot(future, forecast_prices[row], "o-", color="tab:orange", ms=3, label="forecast")
+        ax.plot(
+            future,
+            np.repeat(test.origin_prices[row], len(future)),
+            "--",
+            color="0.6",
+            label="naive",
+        )
+        ax.axvline(prices.index[origin], color="0.8", lw=1)
+        ax.set_title(f"origin {prices.index[origin]:%Y-%m-%d}", fontsize=9)
+        ax.legend(loc="upper left", fontsize=7)
+    fig.suptitle(f"Test forecasts, horizon {dataset.horizon} ({prices.name})")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curve_figure(history: History) -> Figure:
+    epochs = np.arange(1, len(history.train_loss) + 1)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(epochs, history.train_loss, label="train_loss (teacher forced)")
+    ax.plot(epochs, history.val_loss, label="val_loss (autoregressive)")
+    ax.axvline(history.best_epoch, color="0.6", ls="--", label=f"best epoch {history.best_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (scaled target)")
+    ax.legend()
+    fig.tight_layout()
+    return fig

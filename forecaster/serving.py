@@ -1,0 +1,166 @@
+"""A trained model as a self-contained directory, and forecasting prices from it.
+
+`export_model` writes:
+
+    <dir>/saved_model/         TF1 SavedModel; signature inputs: encoder_inputs, encoder_lengths,
+                               initial_{c,h}_{k}; outputs: forecast, encoder_{c,h}_{k},
+                               decoder_{c,h}_{k}
+    <dir>/preprocessing.json   how prices become model inputs and forecasts become prices
+
+`ExportedForecaster` loads that directory into its own graph and Session and turns a price
+series into a price forecast. It needs no graph-building code, so a model keeps working when the
+code that trained it changes. The MLflow pyfunc wrapper (in `forecaster.tracking`) delegates here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from forecaster.data import DataError, PriceSeries
+from forecaster.graph import ModelSpec
+from forecaster.lstm import LSTMState
+from forecaster.model import SERVING_TAG, SIGNATURE_KEY, NumpyStates, Seq2SeqModel
+from forecaster.windows import Dataset, Scaler, encoder_inputs, forecast_to_prices
+
+SAVED_MODEL_DIR = "saved_model"
+PREPROCESSING_FILE = "preprocessing.json"
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    target: str
+    scaler_mean: float
+    scaler_std: float
+    lookback: int
+    horizon: int
+    num_layers: int
+    num_units: int
+    price_column: str
+    date_column: str
+
+    @property
+    def scaler(self) -> Scaler:
+        return Scaler(self.scaler_mean, self.scaler_std)
+
+    @classmethod
+    def of(cls, series: PriceSeries, dataset: Dataset, spec: ModelSpec) -> Preprocessing:
+        return cls(
+            target=dataset.target,
+            scaler_mean=dataset.scaler.mean,
+            scaler_std=dataset.scaler.std,
+            lookback=dataset.lookback,
+            horizon=dataset.horizon,
+            num_layers=spec.num_layers,
+            num_units=spec.num_units,
+            price_column=series.price_column,
+            date_column=series.date_column,
+        )
+
+
+@dataclass(frozen=True)
+class PriceForecast:
+    prices: np.ndarray  # [horizon] forecast prices
+    dates: pd.DatetimeIndex | None  # the next `horizon` business days, when dates are known
+    encoder_final_state: NumpyStates  # batch of 1; what the decoder started from
+    decoder_final_state: NumpyStates
+
+    def to_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame({"step": np.arange(1, len(self.prices) + 1), "forecast": self.prices})
+        if self.dates is not None:
+            frame.insert(1, "date", self.dates)
+        return frame
+
+
+def export_model(model: Seq2SeqModel, preprocessing: Preprocessing, path: str | Path) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.export_saved_model(path / SAVED_MODEL_DIR)
+    (path / PREPROCESSING_FILE).write_text(json.dumps(asdict(preprocessing), indent=2))
+    return path
+
+
+def prices_from_frame(frame: pd.DataFrame, preprocessing: Preprocessing) -> pd.Series:
+    """The training price column and, if present, the date column, as a price series."""
+    column = preprocessing.price_column
+    if column not in frame.columns:
+        raise DataError(
+            f"input has no {column!r} column (the price column the model was trained on); "
+            f"found {list(frame.columns)}"
+        )
+    prices = pd.to_numeric(frame[column], errors="coerce").astype(np.float64)
+    if prices.isna().any() or (prices <= 0).any():
+        row = int(np.flatnonzero(prices.isna().to_numpy() | (prices <= 0).to_numpy())[0])
+        raise DataError(
+            f"input column {column!r} row {row}: {frame[column].iloc[row]!r} is not a positive "
+            f"price; every row must hold one"
+        )
+    if preprocessing.date_column in frame.columns:
+        dates = pd.to_datetime(frame[preprocessing.date_column], errors="coerce")
+        if dates.isna().any() or not dates.is_monotonic_increasing or dates.duplicated().any():
+            raise DataError(
+                f"input column {preprocessing.date_column!r} must hold valid, strictly "
+                f"increasing dates"
+            )
+        prices.index = pd.DatetimeIndex(dates, name="date")
+    else:
+        prices = prices.reset_index(drop=True)
+    return prices
+
+
+class ExportedForecaster:
+    """An exported model loaded into its own graph and Session."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        self.preprocessing = Preprocessing(**json.loads((path / PREPROCESSING_FILE).read_text()))
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        meta_graph = tf.compat.v1.saved_model.load(
+            self.session, [SERVING_TAG], str(path / SAVED_MODEL_DIR)
+        )
+        signature = meta_graph.signature_def[SIGNATURE_KEY]
+        self._inputs = {
+            k: self.graph.get_tensor_by_name(v.name) for k, v in signature.inputs.items()
+        }
+        self._outputs = {
+            k: self.graph.get_tensor_by_name(v.name) for k, v in signature.outputs.items()
+        }
+
+    def forecast(
+        self, prices: pd.Series, initial_state: NumpyStates | None = None
+    ) -> PriceForecast:
+        """Forecast the `horizon` prices after the end of `prices` (encoded from zeros unless an
+        initial state is given)."""
+        p = self.preprocessing
+        inputs = encoder_inputs(prices, lookback=p.lookback, scaler=p.scaler, target=p.target)
+        feed = {self._inputs["encoder_inputs"]: inputs}
+        for k, state in enumerate(initial_state or ()):
+            for part in ("c", "h"):
+                if state is not None and getattr(state, part) is not None:
+                    feed[self._inputs[f"initial_{part}_{k}"]] = np.asarray(
+                        getattr(state, part), np.float32
+                    ).reshape(1, p.num_units)
+        out = self.session.run(self._outputs, feed)
+        forecast_prices = forecast_to_prices(
+            out["forecast"], np.array([prices.iloc[-1]]), p.scaler, p.target
+        )[0]
+        dates = None
+        if isinstance(prices.index, pd.DatetimeIndex):
+            dates = pd.bdate_range(prices.index[-1] + pd.offsets.BDay(1), periods=p.horizon)
+
+        def states(prefix: str) -> NumpyStates:
+            return tuple(
+                LSTMState(out[f"{prefix}_c_{k}"], out[f"{prefix}_h_{k}"])
+                for k in range(p.num_layers)
+            )
+
+        return PriceForecast(forecast_prices, dates, states("encoder"), states("decoder"))
+
+    def close(self) -> None:
+        self.session.close()

@@ -1,0 +1,240 @@
+"""The one module that talks to MLflow.
+
+`TrackedRun` is a context manager around one MLflow run: it creates the experiment if needed,
+ends the run FINISHED, or FAILED with the reason when the body raises (so no run is left open),
+and is itself a training callback that logs `train_loss` / `val_loss` per epoch.
+`PyfuncForecaster` wraps an exported model (`forecaster.serving`) as an MLflow pyfunc model.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import tempfile
+import traceback
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow.entities import RunStatus
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+import forecaster
+from forecaster.data import PriceSeries
+from forecaster.model import NumpyStates, Seq2SeqModel
+from forecaster.serving import (
+    ExportedForecaster,
+    Preprocessing,
+    export_model,
+    prices_from_frame,
+)
+from forecaster.training import EpochLogs
+
+log = logging.getLogger(__name__)
+
+FAILURE_REASON_TAG = "failure_reason"
+_MAX_TAG_LENGTH = 5000
+
+
+def default_artifact_location(uri: str) -> str | None:
+    """`mlartifacts/` beside a SQLite file; None (the server decides) for other stores."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite" and parsed.path not in ("", "/:memory:"):
+        return (Path(parsed.path).parent / "mlartifacts").as_uri()
+    return None
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"num_units": 64}} -> {"model.num_units": 64}."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
+
+
+class TrackedRun:
+    """One MLflow run. Use as `with TrackedRun(...) as run:`."""
+
+    def __init__(
+        self,
+        uri: str,
+        experiment_name: str,
+        *,
+        artifact_location: str | None = None,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        self.uri = uri
+        self.experiment_name = experiment_name
+        self.artifact_location = artifact_location or default_artifact_location(uri)
+        self.run_name = run_name
+        self.tags = dict(tags or {})
+        self.run_id: str | None = None
+
+    def __enter__(self) -> TrackedRun:
+        mlflow.set_tracking_uri(self.uri)
+        experiment = mlflow.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            experiment_id = mlflow.create_experiment(
+                self.experiment_name, artifact_location=self.artifact_location
+            )
+        else:
+            experiment_id = experiment.experiment_id
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=self.run_name, tags=self.tags)
+        self.run_id = run.info.run_id
+        log.info(
+            "MLflow run %s in experiment %r at %s", self.run_id, self.experiment_name, self.uri
+        )
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+            return False
+        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        try:
+            reason = f"{exc_type.__name__}: {exc}"
+            mlflow.set_tag(FAILURE_REASON_TAG, reason[:_MAX_TAG_LENGTH])
+            mlflow.log_text("".join(traceback.format_exception(exc)), "failure.txt")
+        finally:
+            mlflow.end_run(RunStatus.to_string(status))
+        return False  # re-raise: the caller decides what a failure means
+
+    # -- what a run records ------------------------------------------------------------------
+    def log_config(self, config: Mapping[str, Any], yaml_text: str) -> None:
+        mlflow.log_params({k: "None" if v is None else v for k, v in flatten(config).items()})
+        mlflow.log_text(yaml_text, "config.yaml")
+
+    def log_data_source(self, series: PriceSeries) -> None:
+        prices = series.prices
+        mlflow.set_tags(
+            {
+                "data.file": str(series.path),
+                "data.sha256": series.sha256,
+                "data.price_column": series.price_column,
+                "data.rows": str(len(prices)),
+                "data.first_date": f"{prices.index[0]:%Y-%m-%d}",
+                "data.last_date": f"{prices.index[-1]:%Y-%m-%d}",
+                "data.dropped_rows": str(series.dropped_rows),
+                "forecaster.version": forecaster.__version__,
+            }
+        )
+
+    def on_epoch_end(self, logs: EpochLogs) -> None:
+        mlflow.log_metrics(
+            {"train_loss": logs.train_loss, "val_loss": logs.val_loss}, step=logs.epoch
+        )
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        mlflow.log_metrics(dict(metrics))
+
+    def log_states(
+        self, encoder_state: NumpyStates, decoder_state: NumpyStates, description: dict
+    ) -> None:
+        """`states/final_states.npz`: encoder_{c,h}_{k} and decoder_{c,h}_{k}, plus a JSON."""
+        arrays = {}
+        for prefix, states in (("encoder", encoder_state), ("decoder", decoder_state)):
+            for k, state in enumerate(states):
+                arrays[f"{prefix}_c_{k}"] = state.c
+                arrays[f"{prefix}_h_{k}"] = state.h
+        description = description | {
+            "arrays": {name: list(a.shape) for name, a in arrays.items()},
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            np.savez(Path(tmp) / "final_states.npz", **arrays)
+            (Path(tmp) / "final_states.json").write_text(json.dumps(description, indent=2))
+            mlflow.log_artifacts(tmp, "states")
+
+    def log_figure(self, figure: Figure, artifact_file: str) -> None:
+        mlflow.log_figure(figure, artifact_file)
+        plt.close(figure)
+
+    def log_model(
+        self, model: Seq2SeqModel, preprocessing: Preprocessing, input_example: pd.DataFrame
+    ) -> str:
+        """Export the model (TF1 SavedModel) and log it as the pyfunc model `model`.
+
+        The input example is run through the logged model, which checks it loads and serves,
+        and gives the model its signature. Returns the model URI.
+        """
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            # The output's `step` column is an integer on purpose; MLflow hints otherwise.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            export_dir = export_model(model, preprocessing, Path(tmp) / "exported_model")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=PyfuncForecaster(),
+                artifacts={"exported_model": str(export_dir)},
+                # The package travels with the model: it loads where forecaster isn't installed.
+                code_paths=[str(Path(forecaster.__file__).parent)],
+                input_example=input_example,
+                signature=_signature(preprocessing),
+                # Declared, not inferred: inference re-imports the model in a subprocess.
+                pip_requirements=_serving_requirements(),
+            )
+        return info.model_uri
+
+
+def _signature(preprocessing: Preprocessing) -> ModelSignature:
+    """Prices as doubles under the training price column; dates optional, as datetimes."""
+    return ModelSignature(
+        inputs=Schema(
+            [
+                ColSpec("datetime", preprocessing.date_column, required=False),
+                ColSpec("double", preprocessing.price_column),
+            ]
+        ),
+        outputs=Schema(
+            [
+                ColSpec("long", "step"),
+                ColSpec("datetime", "date", required=False),
+                ColSpec("double", "forecast"),
+            ]
+        ),
+    )
+
+
+def _serving_requirements() -> list[str]:
+    """What the logged model needs to load and predict, pinned to the versions that trained it."""
+    packages = ("tensorflow-cpu", "numpy", "pandas", "mlflow")
+    pins = []
+    for name in packages:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pins.append(name)
+    return pins
+
+
+class PyfuncForecaster(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc: a DataFrame of recent prices in, the next `horizon` prices out.
+
+    Input: the training price column (e.g. `Adj Close`), at least `lookback` (+1 for log
+    returns) rows, oldest first; optionally the date column, as datetimes.
+    Output: columns `step`, `date` (next business days, when dates were given), `forecast`.
+    """
+
+    def load_context(self, context) -> None:
+        self.forecaster = ExportedForecaster(context.artifacts["exported_model"])
+
+    def __getstate__(self) -> dict:
+        # MLflow loads the model to check the input example, then pickles this object:
+        # the loaded Session is rebuilt by `load_context`, never pickled.
+        return {k: v for k, v in self.__dict__.items() if k != "forecaster"}
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        prices = prices_from_frame(model_input, self.forecaster.preprocessing)
+        return self.forecaster.forecast(prices).to_frame()

@@ -1,0 +1,45 @@
+"""Shared fixtures: the real Hydra config, composed once per test and shrunk to test size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from forecaster import config
+from forecaster.train import CONFIG_DIR
+
+# Small enough to train in seconds, still the config users run.
+TINY = [
+    "data=synthetic",
+    "window.lookback=20",
+    "window.horizon=5",
+    "model.num_units=8",
+    "train.epochs=2",
+    "train.batch_size=128",
+    "train.intra_op_threads=1",
+    "eval.plot_origins=2",
+]
+
+
+def compose_train_config(overrides: list[str]) -> DictConfig:
+    config.register()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def tiny_config(tracking_uri: str):
+    """`tiny_config(*overrides)`: the real train config, shrunk, tracking to a temp store."""
+
+    def make(*overrides: str) -> DictConfig:
+        return compose_train_config([*TINY, f"tracking.uri={tracking_uri}", *overrides])
+
+    return make

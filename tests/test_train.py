@@ -1,0 +1,142 @@
+"""`train(cfg)` end to end: from a CSV to a complete MLflow run, checked through MlflowClient."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from forecaster import PROJECT_ROOT
+from forecaster.data import DataError
+from forecaster.metrics import METRIC_NAMES
+from forecaster.train import train
+from forecaster.training import TrainingDivergedError
+
+pytestmark = pytest.mark.slow
+
+
+def only_run(tracking_uri: str):
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("forecaster")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "sp500"])
+def test_train_logs_a_complete_run(tiny_config, tracking_uri, dataset, tmp_path):
+    cfg = tiny_config(f"data={dataset}", "model.num_layers=2")
+    metrics = train(cfg)
+    client, run = only_run(tracking_uri)
+
+    assert run.info.status == "FINISHED"
+    assert mlflow.active_run() is None
+    params = run.data.params
+    assert params["model.num_units"] == "8"
+    assert params["model.num_layers"] == "2"
+    assert params["window.horizon"] == "5"
+    assert params["data.path"].endswith(f"{dataset}.csv")
+    assert run.data.tags["data.sha256"] and len(run.data.tags["data.sha256"]) == 64
+    assert run.data.tags["data.file"].endswith(f"{dataset}.csv")
+
+    for name in METRIC_NAMES:
+        assert np.isfinite(run.data.metrics[f"test_{name}"])
+        assert np.isfinite(run.data.metrics[f"naive_test_{name}"])
+        assert run.data.metrics[f"test_{name}"] == pytest.approx(metrics[f"test_{name}"])
+    for curve in ("train_loss", "val_loss"):
+        history = client.get_metric_history(run.info.run_id, curve)
+        assert [m.step for m in history] == [1, 2]
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "states", "plots"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/forecast.png", "plots/learning_curve.png"}
+
+    local = client.download_artifacts(run.info.run_id, "states", str(tmp_path))
+    states = np.load(f"{local}/final_states.npz")
+    expected = {f"{m}_{p}_{k}" for m in ("encoder", "decoder") for p in "ch" for k in (0, 1)}
+    assert set(states.files) == expected
+    for name in expected:
+        assert states[name].shape == (1, 8)
+    assert not np.array_equal(states["encoder_c_0"], states["encoder_h_0"])
+    assert np.abs(states["encoder_h_1"]).max() < 1.0  # h = o * tanh(c)
+
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    csv = pd.read_csv(PROJECT_ROOT / "data" / f"{dataset}.csv", parse_dates=["Date"])
+    forecast = model.predict(csv.tail(100))
+    assert list(forecast.columns) == ["step", "date", "forecast"]
+    assert list(forecast["step"]) == [1, 2, 3, 4, 5]
+    assert (forecast["forecast"] > 0).all()
+    last_date = csv["Date"].iloc[-1]
+    assert forecast["date"].iloc[0] == last_date + pd.offsets.BDay(1)
+
+
+def test_same_seed_same_metrics(tiny_config):
+    first = train(tiny_config("seed=3"))
+    second = train(tiny_config("seed=3"))
+    other = train(tiny_config("seed=4"))
+    assert first == second
+    assert first != other
+
+
+def test_bad_input_fails_the_run_with_the_reason(tiny_config, tracking_uri, tmp_path):
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(DataError, match="nope.csv"):
+        train(tiny_config(f"data.path={missing}"))
+    client, run = only_run(tracking_uri)
+    assert run.info.status == "FAILED"
+    assert "DataError" in run.data.tags["failure_reason"]
+    assert "nope.csv" in run.data.tags["failure_reason"]
+    assert mlflow.active_run() is None
+    assert run.data.params["data.path"] == str(missing)  # what was logged before is kept
+
+
+def test_diverging_loss_fails_the_run(tiny_config, tracking_uri):
+    with pytest.raises(TrainingDivergedError, match="train.learning_rate"):
+        train(tiny_config("train.learning_rate=1e30", "train.epochs=5"))
+    _, run = only_run(tracking_uri)
+    assert run.info.status == "FAILED"
+    assert "TrainingDivergedError" in run.data.tags["failure_reason"]
+    assert mlflow.active_run() is None
+
+
+def test_cli_train_runs_from_the_command_line(tracking_uri, tmp_path):
+    from conftest import TINY
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "forecaster",
+            "train",
+            *TINY,
+            "train.epochs=1",
+            f"tracking.uri={tracking_uri}",
+            f"hydra.run.dir={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, run = only_run(tracking_uri)
+    assert run.info.status == "FINISHED"
+
+
+def test_cli_without_a_command_prints_usage():
+    result = subprocess.run(
+        [sys.executable, "-m", "forecaster"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "usage: python -m forecaster <command>" in result.stderr
+    unknown = subprocess.run(
+        [sys.executable, "-m", "forecaster", "trian"], capture_output=True, text=True, timeout=60
+    )
+    assert unknown.returncode == 2
+    assert "unknown command 'trian'" in unknown.stderr
