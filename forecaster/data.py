@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecaster.errors import DataError
+
 log = logging.getLogger(__name__)
 
 # Cell values that mean "no price" (compared lower-case, after stripping spaces).
@@ -41,13 +43,6 @@ log = logging.getLogger(__name__)
 _MISSING = frozenset({"", "nan", "-nan", "null", "none", "na", "n/a", "#n/a", "<na>"})
 # Preferred price columns when none is configured: Adj Close accounts for splits and dividends.
 _DEFAULT_PRICE_COLUMNS = ("Adj Close", "Close")
-
-
-class DataError(ValueError):
-    """Bad input data.
-
-    The message names the file, the column, the first offending row and the fix.
-    """
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing or hashing a pd.Series field would raise

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from forecaster.errors import ConfigError
 from forecaster.lstm import (
     SEQUENCE_IMPLEMENTATIONS,
     LSTMState,
@@ -68,7 +69,7 @@ class ModelSpec:
         for ok, key, expected in checks:
             if not ok:
                 value = getattr(self, key.split(".")[-1], None)
-                raise ValueError(f"{key}={value!r} is invalid: expected {expected}.")
+                raise ConfigError(f"{key}={value!r} is invalid: expected {expected}.")
 
 
 class Seq2SeqGraph(NamedTuple):

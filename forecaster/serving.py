@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from forecaster.data import DataError, PriceSeries
+from forecaster.data import PriceSeries
+from forecaster.errors import DataError
 from forecaster.graph import ModelSpec
 from forecaster.lstm import LSTMState
 from forecaster.model import SERVING_TAG, SIGNATURE_KEY, NumpyStates, Seq2SeqModel

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forecaster import config, plots
 from forecaster.data import load_prices
+from forecaster.errors import ForecasterError
 from forecaster.evaluation import evaluate
 from forecaster.graph import ModelSpec
 from forecaster.model import Seq2SeqModel
@@ -102,4 +103,9 @@ config.register()
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)["best_val_loss"]
+    try:
+        return train(cfg)["best_val_loss"]
+    except ForecasterError as error:
+        # The user's to fix, and the message says how: no traceback. The MLflow run is FAILED.
+        log.error("%s", error)
+        raise SystemExit(1) from None

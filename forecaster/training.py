@@ -16,14 +16,11 @@ from typing import NamedTuple, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from forecaster.errors import ConfigError, TrainingDivergedError
 from forecaster.model import Seq2SeqModel
 from forecaster.windows import WindowSet
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 class EpochLogs(NamedTuple):
@@ -64,7 +61,7 @@ class TrainConfig:
             ("train.patience", self.patience),
         ):
             if value < 1:
-                raise ValueError(f"{key}={value!r} is invalid: expected an integer >= 1.")
+                raise ConfigError(f"{key}={value!r} is invalid: expected an integer >= 1.")
 
 
 def fit(

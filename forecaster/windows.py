@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from forecaster.data import DataError
+from forecaster.errors import ConfigError, DataError
 
 TARGETS = ("log_return", "price")
 
@@ -102,7 +102,7 @@ class Dataset:
 
 def _check_target(target: str) -> None:
     if target not in TARGETS:
-        raise ValueError(f"data.target must be one of {TARGETS}, got {target!r}")
+        raise ConfigError(f"data.target must be one of {TARGETS}, got {target!r}")
 
 
 def target_series(prices: pd.Series, target: str) -> pd.Series:
@@ -137,12 +137,12 @@ def _check_window_config(
 ) -> None:
     for key, value in (("lookback", lookback), ("horizon", horizon), ("stride", stride)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"window.{key} must be an integer >= 1, got {value!r}")
+            raise ConfigError(f"window.{key} must be an integer >= 1, got {value!r}")
     for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 1:
-            raise ValueError(f"window.{key} must be in (0, 1), got {value!r}")
+            raise ConfigError(f"window.{key} must be in (0, 1), got {value!r}")
     if val_fraction + test_fraction >= 1:
-        raise ValueError(
+        raise ConfigError(
             f"window.val_fraction + window.test_fraction must be < 1 to leave a training part, "
             f"got {val_fraction} + {test_fraction}"
         )

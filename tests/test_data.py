@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from forecaster import PROJECT_ROOT
-from forecaster.data import DataError, PriceSeries, file_sha256, load_prices
+from forecaster.data import PriceSeries, file_sha256, load_prices
+from forecaster.errors import DataError
 
 YAHOO_HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 

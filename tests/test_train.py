@@ -12,10 +12,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from forecaster import PROJECT_ROOT
-from forecaster.data import DataError
+from forecaster.errors import DataError, TrainingDivergedError
 from forecaster.metrics import METRIC_NAMES
 from forecaster.train import train
-from forecaster.training import TrainingDivergedError
 
 pytestmark = pytest.mark.slow
 

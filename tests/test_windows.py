@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.data import DataError
+from forecaster.errors import DataError
 from forecaster.windows import (
     Dataset,
     Scaler,

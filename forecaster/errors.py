@@ -1,0 +1,21 @@
+"""Errors a user can fix. Entry points print their message without a traceback.
+
+Each message names the problem and the fix: the file, column and line for data, the config key
+for settings. Anything else that escapes is a bug and keeps its traceback.
+"""
+
+
+class ForecasterError(Exception):
+    """Base of the errors caused by the user's input or settings."""
+
+
+class DataError(ForecasterError, ValueError):
+    """Bad input data. The message names the file, column, first offending row and the fix."""
+
+
+class ConfigError(ForecasterError, ValueError):
+    """An invalid setting. The message names the config key and what it accepts."""
+
+
+class TrainingDivergedError(ForecasterError, RuntimeError):
+    """The loss became NaN or infinite. The message says which settings to change."""
