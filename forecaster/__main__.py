@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("train", "bench")
+COMMANDS = ("train", "predict", "bench")
 USAGE = """usage: python -m forecaster <command> [overrides...]
 
 commands:
   train    train on a price CSV and log the run to MLflow   (e.g. window.horizon=20)
+  predict  forecast the next prices with a logged model      (run_id=<id> [warm_start=true])
   bench    measure training/inference speed against Keras 3  (--help for options)
 
 Hydra flags work after the command: --help, --cfg job, -m (multirun)."""
@@ -31,10 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         from forecaster.bench import main as bench_main
 
         return bench_main(rest)
-    from forecaster.train import main as train_main
+    if command == "predict":
+        from forecaster.predict import main as hydra_main
+    else:
+        from forecaster.train import main as hydra_main
 
     sys.argv = [f"{sys.argv[0]} {command}", *rest]
-    train_main()
+    hydra_main()
     return 0
 
 

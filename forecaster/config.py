@@ -84,8 +84,19 @@ class TrainAppConf:
     seed: int = 42
 
 
+@dataclass
+class PredictAppConf:
+    data: DataConf = field(default_factory=DataConf)
+    tracking: TrackingConf = field(default_factory=TrackingConf)
+    run_id: str | None = None  # the training run whose model (and states) to use
+    model_uri: str | None = None  # or any MLflow model URI; default runs:/<run_id>/model
+    warm_start: bool = False  # carry the run's final states over the bars after training
+    output: str | None = None  # CSV path; default predictions/<run_id>_<last date>.csv
+
+
 def register() -> None:
     """Register the resolver and the schema. Idempotent: entry points and tests both call it."""
     if not OmegaConf.has_resolver("project_path"):
         OmegaConf.register_new_resolver("project_path", project_path)
     ConfigStore.instance().store(name="train_schema", node=TrainAppConf)
+    ConfigStore.instance().store(name="predict_schema", node=PredictAppConf)

@@ -8,7 +8,8 @@ import numpy as np
 
 from forecaster.lstm import LSTMState
 from forecaster.metrics import forecast_metrics, naive_forecast
-from forecaster.model import NumpyStates, Seq2SeqModel
+from forecaster.model import Seq2SeqModel
+from forecaster.states import NumpyStates
 from forecaster.windows import Dataset, forecast_to_prices
 
 

@@ -72,6 +72,22 @@ class ModelSpec:
                 raise ConfigError(f"{key}={value!r} is invalid: expected {expected}.")
 
 
+class StepGraph(NamedTuple):
+    """One timestep per `sess.run`, with every layer's `(c, h)` fed in and fetched out.
+
+    Same weights as the sequence graph, no dropout. Running a window through these ops step by
+    step gives the same states and forecast as one pass (tests/test_state.py).
+    """
+
+    encoder_input: tf.Tensor  # [B, F] one bar
+    encoder_state: LayerStates  # fed: the state before the bar
+    encoder_next_state: LayerStates  # fetched: the state after it
+    decoder_input: tf.Tensor  # [B] the previous value (last observed, then each prediction)
+    decoder_state: LayerStates
+    decoder_next_state: LayerStates
+    decoder_prediction: tf.Tensor  # [B] the next value (scaled)
+
+
 class Seq2SeqGraph(NamedTuple):
     """The tensors a Session needs: what to feed, then what to fetch."""
 
@@ -91,6 +107,7 @@ class Seq2SeqGraph(NamedTuple):
     forecast_loss: tf.Tensor  # MSE of the autoregressive forecast: what validation measures
     train_op: tf.Operation
     global_step: tf.Variable
+    step: StepGraph
 
 
 def _initial_state_placeholders(batch: tf.Tensor, spec: ModelSpec) -> LayerStates:
@@ -209,6 +226,49 @@ def build_seq2seq(spec: ModelSpec) -> Seq2SeqGraph:
         forecast_loss=forecast_loss,
         train_op=train_op,
         global_step=global_step,
+        step=_build_step_graph(spec, encoder_weights, decoder_weights, project),
+    )
+
+
+def _state_placeholders(prefix: str, spec: ModelSpec) -> LayerStates:
+    shape = [None, spec.num_units]
+    return tuple(
+        LSTMState(
+            tf.compat.v1.placeholder(tf.float32, shape, name=f"{prefix}_c_{k}"),
+            tf.compat.v1.placeholder(tf.float32, shape, name=f"{prefix}_h_{k}"),
+        )
+        for k in range(spec.num_layers)
+    )
+
+
+def _stack_step(
+    x: tf.Tensor, states: LayerStates, weights: tuple[LSTMWeights, ...]
+) -> LayerStates:
+    """Advance every layer by one step; each layer reads the `h` of the layer below."""
+    next_states = []
+    for state, layer_weights in zip(states, weights, strict=True):
+        next_state = lstm_step(x, state, layer_weights)
+        next_states.append(next_state)
+        x = next_state.h
+    return tuple(next_states)
+
+
+def _build_step_graph(spec, encoder_weights, decoder_weights, project) -> StepGraph:
+    encoder_input = tf.compat.v1.placeholder(
+        tf.float32, [None, spec.num_features], name="step_encoder_input"
+    )
+    encoder_state = _state_placeholders("step_encoder_state", spec)
+    decoder_input = tf.compat.v1.placeholder(tf.float32, [None], name="step_decoder_input")
+    decoder_state = _state_placeholders("step_decoder_state", spec)
+    decoder_next_state = _stack_step(decoder_input[:, None], decoder_state, decoder_weights)
+    return StepGraph(
+        encoder_input=encoder_input,
+        encoder_state=encoder_state,
+        encoder_next_state=_stack_step(encoder_input, encoder_state, encoder_weights),
+        decoder_input=decoder_input,
+        decoder_state=decoder_state,
+        decoder_next_state=decoder_next_state,
+        decoder_prediction=project(decoder_next_state[-1].h),
     )
 
 
@@ -220,14 +280,11 @@ def _autoregressive_decode(
     horizon: int,
 ) -> tuple[tf.Tensor, LayerStates]:
     """Unrolled decode: `horizon` is fixed per graph, so a Python loop builds a static chain."""
-    state = list(initial_state)
+    state = initial_state
     prediction = first_input  # [B]
     predictions = []
     for _ in range(horizon):
-        layer_input = prediction[:, None]
-        for k, layer_weights in enumerate(weights):
-            state[k] = lstm_step(layer_input, state[k], layer_weights)
-            layer_input = state[k].h
-        prediction = project(layer_input)
+        state = _stack_step(prediction[:, None], state, weights)
+        prediction = project(state[-1].h)
         predictions.append(prediction)
-    return tf.stack(predictions, axis=1), tuple(state)
+    return tf.stack(predictions, axis=1), state

@@ -14,9 +14,7 @@ import tensorflow as tf
 
 from forecaster.graph import ModelSpec, Seq2SeqGraph, build_seq2seq
 from forecaster.lstm import LSTMState
-
-# One layer's state as numpy arrays: (c, h), each [batch, num_units].
-NumpyStates = tuple[LSTMState, ...]
+from forecaster.states import NumpyStates
 
 SERVING_TAG = "serve"
 SIGNATURE_KEY = "serving_default"
@@ -108,10 +106,12 @@ class Seq2SeqModel:
         return feed
 
     # -- training ----------------------------------------------------------------------------
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray) -> float:
+    def train_step(
+        self, inputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray | None = None
+    ) -> float:
         """One optimiser step on a batch with dropout on. Returns the batch's teacher-forced MSE."""
         t = self.tensors
-        feed = self._feed(inputs, targets)
+        feed = self._feed(inputs, targets, lengths=lengths)
         feed[t.dropout_rate] = self.spec.dropout
         loss, _ = self.session.run([t.loss, t.train_op], feed)
         return float(loss)
@@ -144,6 +144,54 @@ class Seq2SeqModel:
             self._feed(inputs, initial_state=initial_state, lengths=lengths),
         )
         return ForecastOutput(forecast, _as_states(encoder_final), _as_states(decoder_final))
+
+    def encode(
+        self,
+        inputs: np.ndarray,
+        *,
+        initial_state: NumpyStates | None = None,
+        lengths: np.ndarray | None = None,
+    ) -> NumpyStates:
+        """Run the encoder only; return every layer's final `(c, h)`.
+
+        Feeding the returned state back as `initial_state` for the next chunk of a series
+        continues the series: chunked encoding equals one pass (streaming).
+        """
+        fetched = self.session.run(
+            self.tensors.encoder_final_state,
+            self._feed(inputs, initial_state=initial_state, lengths=lengths),
+        )
+        return _as_states(fetched)
+
+    def forecast_step_by_step(
+        self, inputs: np.ndarray, *, initial_state: NumpyStates | None = None
+    ) -> ForecastOutput:
+        """The same forecast as `forecast`, one `sess.run` per timestep.
+
+        Encoder: each bar advances every layer's `(c, h)`, fetched and fed back through
+        placeholders. Decoder: starts from the encoder's final state and the last observed
+        value, and feeds each prediction back as the next input.
+        """
+        step = self.tensors.step
+        batch = len(inputs)
+        zeros = np.zeros((batch, self.spec.num_units), np.float32)
+        state = initial_state or tuple(
+            LSTMState(zeros, zeros) for _ in range(self.spec.num_layers)
+        )
+        for t in range(inputs.shape[1]):
+            feed = {step.encoder_input: inputs[:, t]} | _state_dict(step.encoder_state, state)
+            state = _as_states(self.session.run(step.encoder_next_state, feed))
+        encoder_final = state
+        prediction = inputs[:, -1, 0]
+        predictions = []
+        for _ in range(self.spec.horizon):
+            feed = {step.decoder_input: prediction} | _state_dict(step.decoder_state, state)
+            prediction, fetched = self.session.run(
+                [step.decoder_prediction, step.decoder_next_state], feed
+            )
+            state = _as_states(fetched)
+            predictions.append(prediction)
+        return ForecastOutput(np.stack(predictions, axis=1), encoder_final, state)
 
     # -- weights -----------------------------------------------------------------------------
     def get_weights(self) -> dict[str, np.ndarray]:
@@ -184,6 +232,14 @@ class Seq2SeqModel:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _state_dict(placeholders, states: NumpyStates) -> dict:
+    return {
+        getattr(p, part): getattr(s, part)
+        for p, s in zip(placeholders, states, strict=True)
+        for part in ("c", "h")
+    }
 
 
 def _as_states(fetched) -> NumpyStates:

@@ -26,7 +26,8 @@ from forecaster.data import PriceSeries
 from forecaster.errors import DataError
 from forecaster.graph import ModelSpec
 from forecaster.lstm import LSTMState
-from forecaster.model import SERVING_TAG, SIGNATURE_KEY, NumpyStates, Seq2SeqModel
+from forecaster.model import SERVING_TAG, SIGNATURE_KEY, Seq2SeqModel
+from forecaster.states import NumpyStates, pack, unpack
 from forecaster.windows import Dataset, Scaler, encoder_inputs, forecast_to_prices
 
 SAVED_MODEL_DIR = "saved_model"
@@ -72,9 +73,12 @@ class PriceForecast:
     decoder_final_state: NumpyStates
 
     def to_frame(self) -> pd.DataFrame:
+        """Columns `step`, `date` (when known), `forecast`, and `state`: the encoder's state
+        after the last input bar, packed `[c_0, h_0, c_1, h_1, ...]`, the same on every row."""
         frame = pd.DataFrame({"step": np.arange(1, len(self.prices) + 1), "forecast": self.prices})
         if self.dates is not None:
             frame.insert(1, "date", self.dates)
+        frame["state"] = [pack(self.encoder_final_state).tolist()] * len(frame)
         return frame
 
 
@@ -133,20 +137,40 @@ class ExportedForecaster:
             k: self.graph.get_tensor_by_name(v.name) for k, v in signature.outputs.items()
         }
 
-    def forecast(
-        self, prices: pd.Series, initial_state: NumpyStates | None = None
-    ) -> PriceForecast:
-        """Forecast the `horizon` prices after the end of `prices` (encoded from zeros unless an
-        initial state is given)."""
+    def forecast(self, prices: pd.Series) -> PriceForecast:
+        """Cold start: encode the last `lookback` bars of `prices` from a zero state."""
         p = self.preprocessing
         inputs = encoder_inputs(prices, lookback=p.lookback, scaler=p.scaler, target=p.target)
+        return self._run(inputs, None, prices)
+
+    def continue_from(
+        self, state: NumpyStates, previous_price: float, prices: pd.Series
+    ) -> PriceForecast:
+        """Warm start: carry `state` (the encoder's state after the bar that closed at
+        `previous_price`) over the new bars `prices`, then forecast from the last one."""
+        p = self.preprocessing
+        if len(prices) == 0:
+            raise DataError("no new bars to carry the state over: pass at least one price")
+        values = prices.to_numpy(dtype=np.float64)
+        if p.target == "log_return":
+            values = np.log(values / np.concatenate([[previous_price], values[:-1]]))
+        inputs = p.scaler.transform(values).astype(np.float32).reshape(1, len(values), 1)
+        return self._run(inputs, state, prices)
+
+    def _run(
+        self, inputs: np.ndarray, initial_state: NumpyStates | None, prices: pd.Series
+    ) -> PriceForecast:
+        p = self.preprocessing
         feed = {self._inputs["encoder_inputs"]: inputs}
         for k, state in enumerate(initial_state or ()):
             for part in ("c", "h"):
-                if state is not None and getattr(state, part) is not None:
-                    feed[self._inputs[f"initial_{part}_{k}"]] = np.asarray(
-                        getattr(state, part), np.float32
-                    ).reshape(1, p.num_units)
+                value = np.asarray(getattr(state, part), np.float32)
+                if value.shape != (1, p.num_units):
+                    raise DataError(
+                        f"initial state layer {k} {part} has shape {value.shape}; this model "
+                        f"needs (1, {p.num_units})"
+                    )
+                feed[self._inputs[f"initial_{part}_{k}"]] = value
         out = self.session.run(self._outputs, feed)
         forecast_prices = forecast_to_prices(
             out["forecast"], np.array([prices.iloc[-1]]), p.scaler, p.target
@@ -165,3 +189,22 @@ class ExportedForecaster:
 
     def close(self) -> None:
         self.session.close()
+
+
+def predict_frame(
+    forecaster: ExportedForecaster, frame: pd.DataFrame, initial_state=None
+) -> pd.DataFrame:
+    """The serving protocol (MLflow pyfunc), stateless or stateful.
+
+    Without `initial_state`: `frame` holds recent history (at least `lookback` bars, +1 for log
+    returns); the last `lookback` are encoded from zeros.
+    With `initial_state` (a packed state, as returned in the `state` column): the first row of
+    `frame` is the last bar that state has seen, the following rows are the new bars.
+    Either way the output's `state` column is the state to send with the next call.
+    """
+    prices = prices_from_frame(frame, forecaster.preprocessing)
+    if initial_state is None:
+        return forecaster.forecast(prices).to_frame()
+    p = forecaster.preprocessing
+    state = unpack(initial_state, p.num_layers, p.num_units)
+    return forecaster.continue_from(state, float(prices.iloc[0]), prices.iloc[1:]).to_frame()

@@ -26,17 +26,21 @@ import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.entities import RunStatus
 from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import Array
 
 import forecaster
+from forecaster import states as state_arrays
 from forecaster.data import PriceSeries
-from forecaster.model import NumpyStates, Seq2SeqModel
+from forecaster.model import Seq2SeqModel
+from forecaster.online import StreamState
 from forecaster.serving import (
     ExportedForecaster,
     Preprocessing,
     export_model,
-    prices_from_frame,
+    predict_frame,
 )
+from forecaster.states import NumpyStates
 from forecaster.training import EpochLogs
 
 log = logging.getLogger(__name__)
@@ -145,11 +149,8 @@ class TrackedRun:
         self, encoder_state: NumpyStates, decoder_state: NumpyStates, description: dict
     ) -> None:
         """`states/final_states.npz`: encoder_{c,h}_{k} and decoder_{c,h}_{k}, plus a JSON."""
-        arrays = {}
-        for prefix, states in (("encoder", encoder_state), ("decoder", decoder_state)):
-            for k, state in enumerate(states):
-                arrays[f"{prefix}_c_{k}"] = state.c
-                arrays[f"{prefix}_h_{k}"] = state.h
+        arrays = state_arrays.to_arrays("encoder", encoder_state)
+        arrays |= state_arrays.to_arrays("decoder", decoder_state)
         description = description | {
             "arrays": {name: list(a.shape) for name, a in arrays.items()},
         }
@@ -188,6 +189,32 @@ class TrackedRun:
         return info.model_uri
 
 
+def connect(uri: str) -> None:
+    """Point this process at a tracking store (for loading models and states)."""
+    mlflow.set_tracking_uri(uri)
+
+
+def load_model(model_uri: str) -> ExportedForecaster:
+    """Download a logged model (`runs:/<run_id>/model`, `models:/...`) and load it."""
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    return ExportedForecaster(local / "artifacts" / "exported_model")
+
+
+def load_final_states(run_id: str) -> tuple[StreamState, dict]:
+    """The run's `states/final_states.npz` as a stream state, and its description."""
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="states"))
+    description = json.loads((local / "final_states.json").read_text())
+    window = description["window"]
+    with np.load(local / "final_states.npz") as arrays:
+        encoder_state = state_arrays.from_arrays(arrays, "encoder")
+    state = StreamState(
+        encoder_state=encoder_state,
+        last_price=float(window["origin_price"]),
+        last_date=pd.Timestamp(window["origin_date"]),
+    )
+    return state, description
+
+
 def _signature(preprocessing: Preprocessing) -> ModelSignature:
     """Prices as doubles under the training price column; dates optional, as datetimes."""
     return ModelSignature(
@@ -202,8 +229,11 @@ def _signature(preprocessing: Preprocessing) -> ModelSignature:
                 ColSpec("long", "step"),
                 ColSpec("datetime", "date", required=False),
                 ColSpec("double", "forecast"),
+                ColSpec(Array("double"), "state"),
             ]
         ),
+        # Optional: a packed state [c_0, h_0, c_1, h_1, ...] to continue from (stateful serving).
+        params=ParamSchema([ParamSpec("initial_state", "double", [], shape=(-1,))]),
     )
 
 
@@ -222,9 +252,10 @@ def _serving_requirements() -> list[str]:
 class PyfuncForecaster(mlflow.pyfunc.PythonModel):
     """MLflow pyfunc: a DataFrame of recent prices in, the next `horizon` prices out.
 
-    Input: the training price column (e.g. `Adj Close`), at least `lookback` (+1 for log
-    returns) rows, oldest first; optionally the date column, as datetimes.
-    Output: columns `step`, `date` (next business days, when dates were given), `forecast`.
+    Input: the training price column (e.g. `Adj Close`), oldest first; optionally the date
+    column, as datetimes. Params: optional `initial_state`. See `serving.predict_frame`.
+    Output: columns `step`, `date` (next business days, when dates were given), `forecast`,
+    `state` (to pass as `initial_state` next time).
     """
 
     def load_context(self, context) -> None:
@@ -236,5 +267,7 @@ class PyfuncForecaster(mlflow.pyfunc.PythonModel):
         return {k: v for k, v in self.__dict__.items() if k != "forecaster"}
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        prices = prices_from_frame(model_input, self.forecaster.preprocessing)
-        return self.forecaster.forecast(prices).to_frame()
+        initial_state = (params or {}).get("initial_state")
+        if initial_state is not None and len(initial_state) == 0:
+            initial_state = None  # the schema's default: no state given
+        return predict_frame(self.forecaster, model_input, initial_state)

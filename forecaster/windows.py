@@ -246,6 +246,22 @@ def forecast_to_prices(
     return origin_prices[:, np.newaxis] * np.exp(np.cumsum(values, axis=1))
 
 
+def pad_windows(windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad windows of different lengths ([length_i, features] each) into one batch.
+
+    Returns `[n, max_length, features]` float32 (zeros after each row's end) and the lengths,
+    for the model's `lengths` argument: each row's final state is taken at its own last bar, so
+    series that start at different dates can share a batch.
+    """
+    if not windows:
+        raise ConfigError("pad_windows needs at least one window")
+    lengths = np.array([len(w) for w in windows], dtype=np.int32)
+    padded = np.zeros((len(windows), lengths.max(), windows[0].shape[1]), np.float32)
+    for row, window in enumerate(windows):
+        padded[row, : len(window)] = window
+    return padded, lengths
+
+
 def encoder_inputs(prices: pd.Series, *, lookback: int, scaler: Scaler, target: str) -> np.ndarray:
     """The ``[1, lookback, 1]`` float32 input for forecasting from the end of ``prices``."""
     y = target_series(prices, target)

@@ -1,0 +1,148 @@
+"""`predict` end to end: a trained run's model and states, cold and warm, CLI and pyfunc."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+
+from forecaster import PROJECT_ROOT, config, tracking
+from forecaster.errors import ConfigError, DataError
+from forecaster.predict import predict
+from forecaster.train import CONFIG_DIR, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny training run on the synthetic data: (tracking URI, run id)."""
+    from conftest import TINY, compose_train_config
+
+    store = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    train(compose_train_config([*TINY, f"tracking.uri={uri}", "model.num_layers=2"]))
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("forecaster")
+    return uri, client.search_runs([experiment.experiment_id])[0].info.run_id
+
+
+def predict_config(*overrides: str):
+    config.register()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("predict", overrides=["data=synthetic", *overrides])
+
+
+def test_predict_cold_and_warm(trained, tmp_path, capsys):
+    uri, run_id = trained
+    cold = predict(
+        predict_config(f"run_id={run_id}", f"tracking.uri={uri}", f"output={tmp_path}/cold.csv")
+    )
+    warm = predict(
+        predict_config(
+            f"run_id={run_id}",
+            f"tracking.uri={uri}",
+            "warm_start=true",
+            f"output={tmp_path}/warm.csv",
+        )
+    )
+    printed = capsys.readouterr().out
+    assert "cold start on the last 20 bars" in printed
+    assert "carried over 5 bars" in printed  # the last test window's origin is 5 bars back
+    for frame, name in ((cold, "cold"), (warm, "warm")):
+        written = pd.read_csv(tmp_path / f"{name}.csv", parse_dates=["date"])
+        assert list(written.columns) == ["step", "date", "forecast"]
+        np.testing.assert_allclose(written["forecast"], frame["forecast"])
+        assert written["date"].iloc[0] == pd.Timestamp("2019-09-02")  # after 2019-08-30
+    # The warm state saw 5 more bars than the cold one: different forecasts.
+    assert not np.allclose(cold["forecast"], warm["forecast"], rtol=1e-9)
+
+    # Warm start equals one pass from zeros over the last test window plus the 5 bars after it.
+    tracking.connect(uri)
+    model = tracking.load_model(f"runs:/{run_id}/model")
+    state, description = tracking.load_final_states(run_id)
+    prices = pd.read_csv(PROJECT_ROOT / "data/synthetic.csv", parse_dates=["Date"]).set_index(
+        "Date"
+    )["Adj Close"]
+    first_input = pd.Timestamp(description["window"]["first_input_date"])
+    start = prices.index.get_loc(first_input) - 1  # the price before the first return
+    p = model.preprocessing
+    window = prices.iloc[start:]
+    returns = np.log(window.to_numpy()[1:] / window.to_numpy()[:-1])
+    inputs = p.scaler.transform(returns).astype(np.float32).reshape(1, -1, 1)
+    reference = model._run(inputs, None, window)
+    np.testing.assert_allclose(warm["forecast"], reference.prices, rtol=1e-5)
+    model.close()
+
+
+def test_predict_needs_a_model_and_a_matching_series(trained, tmp_path):
+    uri, run_id = trained
+    with pytest.raises(ConfigError, match="run_id=<MLflow run id> or model_uri"):
+        predict(predict_config(f"tracking.uri={uri}"))
+    with pytest.raises(DataError, match="which is not in the data"):
+        predict(
+            predict_config(
+                f"run_id={run_id}", f"tracking.uri={uri}", "warm_start=true", "data=sp500"
+            )
+        )
+    other = pd.read_csv(PROJECT_ROOT / "data/synthetic.csv")
+    other[["Close", "Adj Close"]] *= 2
+    other.to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(DataError, match="not the series the model was trained on"):
+        predict(
+            predict_config(
+                f"run_id={run_id}",
+                f"tracking.uri={uri}",
+                "warm_start=true",
+                f"data.path={tmp_path / 'other.csv'}",
+            )
+        )
+
+
+def test_pyfunc_serves_statefully(trained):
+    uri, run_id = trained
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    frame = pd.read_csv(PROJECT_ROOT / "data/synthetic.csv", parse_dates=["Date"])
+    history, later = frame.iloc[:-10], frame.iloc[-11:]  # `later` starts at history's last bar
+    first = model.predict(history)
+    second = model.predict(later, params={"initial_state": first["state"][0]})
+    assert len(first["state"][0]) == 2 * 2 * 8
+    expected = tracking.load_model(f"runs:/{run_id}/model")
+    from forecaster.online import OnlineForecaster
+
+    prices = frame.set_index("Date")["Adj Close"]
+    online = OnlineForecaster.start(expected, prices.iloc[:-10])
+    np.testing.assert_allclose(
+        second["forecast"], online.update(prices.iloc[-10:]).prices, rtol=1e-5
+    )
+
+
+def test_cli_predict(trained, tmp_path):
+    uri, run_id = trained
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "forecaster",
+            "predict",
+            f"run_id={run_id}",
+            "data=synthetic",
+            f"tracking.uri={uri}",
+            f"output={tmp_path / 'f.csv'}",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step       date" in result.stdout
+    assert (tmp_path / "f.csv").exists()
