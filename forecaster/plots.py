@@ -53,3 +53,24 @@ def learning_curve_figure(history: History) -> Figure:
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def sweep_figure(summary, objective: str) -> Figure:
+    """One bar per sweep job: the objective, and the test RMSE skill against the random walk."""
+    names = summary["run_name"].fillna(summary["run_id"]).tolist()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(names) + 1.5), squeeze=False)
+    y = np.arange(len(names))
+    best = summary[objective].idxmin() if summary[objective].notna().any() else None
+    colors = ["tab:orange" if i == best else "tab:blue" for i in range(len(names))]
+    for ax, column, label in (
+        (axes[0, 0], objective, f"{objective} (lower is better)"),
+        (axes[0, 1], "test_rmse_skill", "test RMSE skill vs naive (> 0 beats it)"),
+    ):
+        ax.barh(y, summary[column].fillna(0.0), color=colors)
+        ax.set_yticks(y, names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(label, fontsize=9)
+    axes[0, 1].axvline(0.0, color="0.4", lw=1)
+    axes[0, 1].set_yticks(y, [""] * len(names))
+    fig.tight_layout()
+    return fig

@@ -25,11 +25,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
 import forecaster
+from forecaster import plots
 from forecaster import states as state_arrays
 from forecaster.data import PriceSeries
 from forecaster.model import Seq2SeqModel
@@ -69,6 +72,20 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException:
+        # Another process created it between our look and our create (parallel jobs).
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
 class TrackedRun:
     """One MLflow run. Use as `with TrackedRun(...) as run:`."""
 
@@ -80,24 +97,27 @@ class TrackedRun:
         artifact_location: str | None = None,
         run_name: str | None = None,
         tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
     ) -> None:
         self.uri = uri
         self.experiment_name = experiment_name
         self.artifact_location = artifact_location or default_artifact_location(uri)
         self.run_name = run_name
         self.tags = dict(tags or {})
+        self.parent_run_id = parent_run_id
         self.run_id: str | None = None
 
     def __enter__(self) -> TrackedRun:
         mlflow.set_tracking_uri(self.uri)
-        experiment = mlflow.get_experiment_by_name(self.experiment_name)
-        if experiment is None:
-            experiment_id = mlflow.create_experiment(
-                self.experiment_name, artifact_location=self.artifact_location
-            )
-        else:
-            experiment_id = experiment.experiment_id
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=self.run_name, tags=self.tags)
+        experiment_id = _experiment_id(
+            MlflowClient(self.uri), self.experiment_name, self.artifact_location
+        )
+        run = mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=self.run_name,
+            tags=self.tags,
+            parent_run_id=self.parent_run_id,
+        )
         self.run_id = run.info.run_id
         log.info(
             "MLflow run %s in experiment %r at %s", self.run_id, self.experiment_name, self.uri
@@ -187,6 +207,108 @@ class TrackedRun:
                 pip_requirements=_serving_requirements(),
             )
         return info.model_uri
+
+
+# -- sweeps: one parent run, a child run per job ---------------------------------------------------
+
+SWEEP_DIR_TAG = "forecaster.sweep_dir"
+SUMMARY_COLUMNS = (
+    "best_val_loss",
+    "test_rmse",
+    "naive_test_rmse",
+    "test_rmse_skill",
+    "test_mase",
+    "test_directional_accuracy",
+)
+
+
+def start_sweep(
+    uri: str,
+    experiment_name: str,
+    *,
+    sweep_dir: str,
+    overrides: list[str],
+    artifact_location: str | None = None,
+) -> str:
+    """Create a sweep's parent run, left RUNNING until `finish_sweep`; return its id.
+
+    Called in the launching process before any job starts, which also creates a fresh SQLite
+    store's schema and the experiment before parallel jobs could race to.
+    """
+    client = MlflowClient(uri)
+    experiment_id = _experiment_id(
+        client, experiment_name, artifact_location or default_artifact_location(uri)
+    )
+    run = client.create_run(
+        experiment_id,
+        run_name=f"sweep {' '.join(overrides)}"[:250] if overrides else "sweep",
+        tags={SWEEP_DIR_TAG: sweep_dir, "sweep.overrides": " ".join(overrides)},
+    )
+    client.log_text(run.info.run_id, "\n".join(overrides) + "\n", "sweep/overrides.txt")
+    log.info("sweep parent run %s (%s)", run.info.run_id, sweep_dir)
+    return run.info.run_id
+
+
+def find_sweep(uri: str, experiment_name: str, sweep_dir: str) -> str | None:
+    """The parent run of the sweep writing to `sweep_dir` (how a job, in any process or on any
+    machine that reaches the tracking server, finds its parent)."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{SWEEP_DIR_TAG}` = '{sweep_dir}'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def finish_sweep(uri: str, parent_run_id: str, objective: str = "best_val_loss") -> pd.DataFrame:
+    """Summarise the children on the parent (table, plot, best child) and end it."""
+    client = MlflowClient(uri)
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        max_results=10_000,
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                "run_id": run.info.run_id,
+                "run_name": run.info.run_name,
+                "status": run.info.status,
+                **{name: run.data.metrics.get(name, np.nan) for name in SUMMARY_COLUMNS},
+                FAILURE_REASON_TAG: run.data.tags.get(FAILURE_REASON_TAG, ""),
+            }
+            for run in children
+        ],
+        columns=["run_id", "run_name", "status", *SUMMARY_COLUMNS, FAILURE_REASON_TAG],
+    ).sort_values(objective, na_position="last", ignore_index=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary.to_csv(Path(tmp) / "summary.csv", index=False)
+        client.log_artifacts(parent_run_id, tmp, "sweep")
+    finished = summary[summary["status"] == "FINISHED"].dropna(subset=[objective])
+    if not summary.empty:
+        figure = plots.sweep_figure(summary, objective)
+        client.log_figure(parent_run_id, figure, "sweep/summary.png")
+        plt.close(figure)
+    client.log_metric(parent_run_id, "sweep_jobs", len(summary))
+    client.log_metric(
+        parent_run_id, "sweep_failed_jobs", int((summary["status"] != "FINISHED").sum())
+    )
+    if finished.empty:
+        client.set_terminated(parent_run_id, "FAILED")
+        return summary
+    best = finished.iloc[0]
+    client.set_tag(parent_run_id, "best_run_id", best["run_id"])
+    client.set_tag(parent_run_id, "best_run_name", best["run_name"])
+    for name in SUMMARY_COLUMNS:
+        if np.isfinite(best[name]):
+            client.log_metric(parent_run_id, name, float(best[name]))
+    client.set_terminated(parent_run_id, "FINISHED")
+    return summary
 
 
 def connect(uri: str) -> None:

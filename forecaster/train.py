@@ -7,18 +7,22 @@ the validation loss, the objective a sweeper minimises.
 from __future__ import annotations
 
 import logging
+import math
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from forecaster import config, plots
+from forecaster import config, plots, provenance
 from forecaster.data import load_prices
 from forecaster.errors import ForecasterError
 from forecaster.evaluation import evaluate
 from forecaster.graph import ModelSpec
 from forecaster.model import Seq2SeqModel
 from forecaster.serving import Preprocessing
-from forecaster.tracking import TrackedRun
+from forecaster.sweep import sweep_dir
+from forecaster.tracking import TrackedRun, find_sweep
 from forecaster.training import TrainConfig, fit
 from forecaster.windows import make_dataset
 
@@ -27,13 +31,23 @@ log = logging.getLogger(__name__)
 CONFIG_DIR = str(config.project_path("conf"))
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+def train(
+    cfg: DictConfig,
+    *,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+) -> dict[str, float]:
+    """Train, evaluate and log one run; return its metrics. `tracking.run_name` wins over
+    `run_name`; `parent_run_id` makes the run a sweep's child."""
     tracking = cfg.tracking
     with TrackedRun(
         tracking.uri,
         tracking.experiment_name,
         artifact_location=tracking.artifact_location,
-        run_name=tracking.run_name,
+        run_name=tracking.run_name or run_name,
+        tags=tags,
+        parent_run_id=parent_run_id,
     ) as run:
         run.log_config(OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg))
         series = load_prices(cfg.data.path, cfg.data.date_column, cfg.data.price_column)
@@ -103,9 +117,36 @@ config.register()
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    """Returns the validation loss: the objective sweepers minimise (NaN for a failed job)."""
+    hydra_config = HydraConfig.get()
+    overrides = list(hydra_config.overrides.task)
+    in_sweep = hydra_config.mode == RunMode.MULTIRUN
+    parent_run_id = None
+    if in_sweep:
+        parent_run_id = find_sweep(
+            cfg.tracking.uri, cfg.tracking.experiment_name, sweep_dir(hydra_config.sweep.dir)
+        )
     try:
-        return train(cfg)["best_val_loss"]
-    except ForecasterError as error:
-        # The user's to fix, and the message says how: no traceback. The MLflow run is FAILED.
-        log.error("%s", error)
+        metrics = train(
+            cfg,
+            run_name=run_name(overrides),
+            tags=provenance.run_tags("train", overrides, cfg.seed),
+            parent_run_id=parent_run_id,
+        )
+        return metrics["best_val_loss"]
+    except Exception as error:
+        user_error = isinstance(error, ForecasterError)
+        if not in_sweep and not user_error:
+            raise  # a bug: keep the traceback
+        # A user error's message says what to fix: no traceback. In a sweep, one bad job must
+        # not end the others: its run is FAILED with the reason, and its objective is NaN.
+        log.error("%s", error, exc_info=not user_error)
+        if in_sweep:
+            return math.nan
         raise SystemExit(1) from None
+
+
+def run_name(overrides: list[str]) -> str | None:
+    """What makes this run differ: its overrides, less where it logs and Hydra's own."""
+    shown = [o for o in overrides if not o.lstrip("+~").startswith(("tracking.", "hydra."))]
+    return " ".join(shown) or None

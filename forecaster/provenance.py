@@ -1,0 +1,61 @@
+"""Where a run came from: code version, library versions, command line. Pure Python, no MLflow."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import forecaster
+from forecaster import PROJECT_ROOT
+
+LIBRARIES = ("tensorflow-cpu", "tensorflow", "numpy", "pandas", "hydra-core", "mlflow")
+
+
+def git_state(root: Path = PROJECT_ROOT) -> tuple[str, bool | None]:
+    """(commit, dirty) of the checkout holding the code; ("unknown", None) outside git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        # Untracked files don't change what ran; modified tracked files do.
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", None
+    return commit, dirty
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0], "forecaster": forecaster.__version__}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def replay_command(command: str, overrides: list[str]) -> str:
+    """The command that reruns a job: its own overrides, not the sweep's comma lists."""
+    return shlex.join(["python", "-m", "forecaster", command, *overrides])
+
+
+def run_tags(command: str, overrides: list[str], seed: int) -> dict[str, str]:
+    commit, dirty = git_state()
+    tags = {
+        # The MLflow UI shows this one in the run's source column.
+        "mlflow.source.git.commit": commit,
+        "git.commit": commit,
+        "git.dirty": str(dirty).lower() if dirty is not None else "unknown",
+        "seed": str(seed),
+        "command": replay_command(command, overrides),
+        "argv": shlex.join(sys.argv),
+    }
+    tags |= {f"version.{name}": version for name, version in library_versions().items()}
+    return tags
