@@ -146,3 +146,36 @@ def test_cli_predict(trained, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "step       date" in result.stdout
     assert (tmp_path / "f.csv").exists()
+
+
+def readme_python_blocks(*sections: str) -> list[str]:
+    """The ```python blocks under the given README headings, in order."""
+    text = (PROJECT_ROOT / "README.md").read_text()
+    blocks = []
+    for heading in sections:
+        body = text.split(heading, 1)[1].split("\n## ", 1)[0]
+        blocks += [b.split("```", 1)[0] for b in body.split("```python\n")[1:]]
+    return blocks
+
+
+def test_readme_state_snippets_run(trained, tmp_path, monkeypatch):
+    """The README's snippets are runnable as written (with this test's run and store)."""
+    uri, run_id = trained
+    (tmp_path / "data").symlink_to(PROJECT_ROOT / "data")
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(uri)
+    blocks = readme_python_blocks(
+        "### The logged model (MLflow pyfunc)", "## Working with LSTM state"
+    )
+    assert len(blocks) == 4
+    namespace = {"run_id": run_id}
+    for block in blocks:
+        code = (
+            block.replace("<run_id>", run_id)
+            .replace("sqlite:///mlflow.db", uri)
+            # The test run was trained on the synthetic series; warm start needs its data.
+            .replace("data/sp500.csv", "data/synthetic.csv")
+        )
+        exec(compile(code, "README.md", "exec"), namespace)
+    assert (tmp_path / "sp500_state.npz").exists()
+    assert len(namespace["forecast"].prices) == 5

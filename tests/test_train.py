@@ -126,6 +126,13 @@ def test_cli_train_runs_from_the_command_line(tracking_uri, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     _, run = only_run(tracking_uri)
     assert run.info.status == "FINISHED"
+    assert "mlflow.parentRunId" not in run.data.tags  # a single run has no parent
+    tags = run.data.tags
+    assert tags["command"].startswith("python -m forecaster train data=synthetic")
+    assert "tracking.uri=" in tags["command"]
+    assert tags["git.dirty"] in ("true", "false", "unknown")
+    assert tags.get("version.tensorflow-cpu") or tags.get("version.tensorflow")
+    assert run.info.run_name.startswith("data=synthetic window.lookback=20")  # the overrides
 
 
 def test_cli_without_a_command_prints_usage():
