@@ -241,9 +241,7 @@ def _state_placeholders(prefix: str, spec: ModelSpec) -> LayerStates:
     )
 
 
-def _stack_step(
-    x: tf.Tensor, states: LayerStates, weights: tuple[LSTMWeights, ...]
-) -> LayerStates:
+def _stack_step(x: tf.Tensor, states: LayerStates, weights: tuple[LSTMWeights, ...]) -> LayerStates:
     """Advance every layer by one step; each layer reads the `h` of the layer below."""
     next_states = []
     for state, layer_weights in zip(states, weights, strict=True):

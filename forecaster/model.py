@@ -175,9 +175,7 @@ class Seq2SeqModel:
         step = self.tensors.step
         batch = len(inputs)
         zeros = np.zeros((batch, self.spec.num_units), np.float32)
-        state = initial_state or tuple(
-            LSTMState(zeros, zeros) for _ in range(self.spec.num_layers)
-        )
+        state = initial_state or tuple(LSTMState(zeros, zeros) for _ in range(self.spec.num_layers))
         for t in range(inputs.shape[1]):
             feed = {step.encoder_input: inputs[:, t]} | _state_dict(step.encoder_state, state)
             state = _as_states(self.session.run(step.encoder_next_state, feed))
