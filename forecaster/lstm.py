@@ -13,9 +13,11 @@ The state is `(c, h)`, in that order, everywhere in forecaster: graph, artifacts
 The same kernel layout drives TensorFlow's fused `BlockLSTM` op (it calls `j` "ci"), so one
 set of variables serves three ways of running a layer over time:
 
-- `fused_sequence`: the fused C++ kernel, one op for the whole sequence (the default: fastest);
-- `while_loop_sequence`: an explicit `tf.while_loop` over time writing to a `TensorArray`;
-- `lstm_step`: a single step, for autoregressive decoding and step-by-step execution.
+- `while_loop_sequence`: an explicit `tf.while_loop` over time writing to a `TensorArray`
+  (the default encoder: measured faster to train on CPU, see `forecaster.bench`);
+- `fused_sequence`: the fused C++ kernel, one op for the whole sequence (lower latency for a
+  single window; its CPU gradient is slow);
+- `lstm_step`: a single step, for decoding and step-by-step execution.
 
 Nothing here creates a Session or does I/O.
 """
@@ -27,7 +29,6 @@ from typing import NamedTuple
 import tensorflow as tf
 
 FORGET_BIAS = 1.0
-ENCODER_IMPLEMENTATIONS = ("fused", "while_loop")
 
 
 class LSTMState(NamedTuple):
@@ -98,8 +99,8 @@ def while_loop_sequence(
 ) -> LSTMState:
     """`fused_sequence`'s twin as an explicit `tf.while_loop` over time with `TensorArray`s.
 
-    Same inputs and outputs; gradients flow through the loop. Slower on CPU (one small matmul
-    per step), kept because it shows the state hand-over step by step and is easy to extend.
+    Same inputs and outputs (to 1e-5); gradients flow through the loop. The state is handed from
+    step to step in plain sight: `(c, h)` in, `(c, h)` out.
     """
     num_steps = tf.shape(inputs)[0]
     steps = tf.TensorArray(inputs.dtype, size=num_steps).unstack(inputs)

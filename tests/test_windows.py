@@ -331,3 +331,18 @@ def test_bad_window_config_names_the_key(override, key):
 def test_unknown_target_lists_the_allowed_values():
     with pytest.raises(ValueError, match=r"data.target must be one of \('log_return', 'price'\)"):
         target_series(make_prices(), "returns")
+
+
+def test_scaler_matches_scikit_learn_standard_scaler_on_the_training_part():
+    """An independent reference for the train-only standardisation."""
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(5)
+    dates = pd.bdate_range("2020-01-01", periods=400)
+    prices = pd.Series(50 * np.exp(np.cumsum(rng.normal(0, 0.02, 400))), index=dates)
+    dataset = make_dataset(prices, lookback=10, horizon=3)
+    returns = np.log(prices / prices.shift(1)).dropna()
+    train_part = returns[returns.index <= dataset.train_end].to_numpy()[:, None]
+    reference = StandardScaler().fit(train_part)
+    assert dataset.scaler.mean == pytest.approx(reference.mean_[0], rel=1e-12)
+    assert dataset.scaler.std == pytest.approx(reference.scale_[0], rel=1e-12)
