@@ -49,7 +49,9 @@ def train(
         tags=tags,
         parent_run_id=parent_run_id,
     ) as run:
-        run.log_config(OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg))
+        run.log_config(
+            OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg, resolve=True)
+        )
         series = load_prices(cfg.data.path, cfg.data.date_column, cfg.data.price_column)
         run.log_data_source(series)
         dataset = make_dataset(series.prices, target=cfg.data.target, **cfg.window)

@@ -51,6 +51,8 @@ def test_train_logs_a_complete_run(tiny_config, tracking_uri, dataset, tmp_path)
         history = client.get_metric_history(run.info.run_id, curve)
         assert [m.step for m in history] == [1, 2]
 
+    config_yaml = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
+    assert "${" not in open(config_yaml).read()  # resolved: the values the run used
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "states", "plots"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
