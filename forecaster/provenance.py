@@ -41,6 +41,22 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def shown_overrides(overrides: list[str], common: list[str] = ()) -> list[str]:
+    """The overrides that tell a run apart, for its name: not where it logs (`tracking.*`),
+    not Hydra's own (`hydra.*`), and not those it shares with its whole sweep (`common`, the
+    sweep command's overrides, where the last one for a key is the one that counts)."""
+
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~")
+
+    swept_as = {key(o): o for o in common}
+    return [
+        o
+        for o in overrides
+        if swept_as.get(key(o)) != o and not key(o).startswith(("tracking.", "hydra."))
+    ]
+
+
 def replay_command(command: str, overrides: list[str]) -> str:
     """The command that reruns a job: its own overrides, not the sweep's comma lists."""
     return shlex.join(["python", "-m", "forecaster", command, *overrides])

@@ -32,7 +32,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
 import forecaster
-from forecaster import plots
+from forecaster import plots, provenance
 from forecaster import states as state_arrays
 from forecaster.data import PriceSeries
 from forecaster.model import Seq2SeqModel
@@ -212,6 +212,7 @@ class TrackedRun:
 # -- sweeps: one parent run, a child run per job ---------------------------------------------------
 
 SWEEP_DIR_TAG = "forecaster.sweep_dir"
+SWEEP_OVERRIDES_TAG = "sweep.overrides"  # JSON list of the sweep command's overrides
 SUMMARY_COLUMNS = (
     "best_val_loss",
     "test_rmse",
@@ -241,17 +242,17 @@ def start_sweep(
     )
     run = client.create_run(
         experiment_id,
-        run_name=f"sweep {' '.join(overrides)}"[:250] if overrides else "sweep",
-        tags={SWEEP_DIR_TAG: sweep_dir, "sweep.overrides": " ".join(overrides)},
+        run_name=f"sweep {' '.join(provenance.shown_overrides(overrides))}".strip()[:250],
+        tags={SWEEP_DIR_TAG: sweep_dir, SWEEP_OVERRIDES_TAG: json.dumps(overrides)},
     )
     client.log_text(run.info.run_id, "\n".join(overrides) + "\n", "sweep/overrides.txt")
     log.info("sweep parent run %s (%s)", run.info.run_id, sweep_dir)
     return run.info.run_id
 
 
-def find_sweep(uri: str, experiment_name: str, sweep_dir: str) -> str | None:
-    """The parent run of the sweep writing to `sweep_dir` (how a job, in any process or on any
-    machine that reaches the tracking server, finds its parent)."""
+def find_sweep(uri: str, experiment_name: str, sweep_dir: str) -> tuple[str, list[str]] | None:
+    """The parent run of the sweep writing to `sweep_dir`, and the sweep's overrides (how a job,
+    in any process or on any machine that reaches the tracking server, finds its parent)."""
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
@@ -261,7 +262,9 @@ def find_sweep(uri: str, experiment_name: str, sweep_dir: str) -> str | None:
         filter_string=f"tags.`{SWEEP_DIR_TAG}` = '{sweep_dir}'",
         max_results=1,
     )
-    return runs[0].info.run_id if runs else None
+    if not runs:
+        return None
+    return runs[0].info.run_id, json.loads(runs[0].data.tags.get(SWEEP_OVERRIDES_TAG, "[]"))
 
 
 def finish_sweep(uri: str, parent_run_id: str, objective: str = "best_val_loss") -> pd.DataFrame:

@@ -123,15 +123,18 @@ def main(cfg: DictConfig) -> float:
     hydra_config = HydraConfig.get()
     overrides = list(hydra_config.overrides.task)
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
-    parent_run_id = None
+    parent_run_id, common = None, []
     if in_sweep:
-        parent_run_id = find_sweep(
+        parent = find_sweep(
             cfg.tracking.uri, cfg.tracking.experiment_name, sweep_dir(hydra_config.sweep.dir)
         )
+        if parent is not None:
+            parent_run_id, common = parent
     try:
         metrics = train(
             cfg,
-            run_name=run_name(overrides),
+            # The parent names what all jobs share; a child, what is its own.
+            run_name=" ".join(provenance.shown_overrides(overrides, common)) or None,
             tags=provenance.run_tags("train", overrides, cfg.seed),
             parent_run_id=parent_run_id,
         )
@@ -146,9 +149,3 @@ def main(cfg: DictConfig) -> float:
         if in_sweep:
             return math.nan
         raise SystemExit(1) from None
-
-
-def run_name(overrides: list[str]) -> str | None:
-    """What makes this run differ: its overrides, less where it logs and Hydra's own."""
-    shown = [o for o in overrides if not o.lstrip("+~").startswith(("tracking.", "hydra."))]
-    return " ".join(shown) or None

@@ -60,6 +60,14 @@ def test_parallel_grid_sweep_with_a_failing_job(tmp_path):
     assert parent.info.status == "FINISHED"
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
 
+    # The parent is named by the sweep's overrides, a child by what is its own.
+    assert parent.info.run_name.startswith("sweep data=synthetic")
+    assert "tracking.uri" not in parent.info.run_name
+    assert {frozenset(c.info.run_name.split()) for c in children} == {
+        frozenset([f"model.num_units={u}", f"window.lookback={n}"])
+        for u in (8, 16)
+        for n in (20, 99999)
+    }
     failed = [c for c in children if c.info.status == "FAILED"]
     finished = [c for c in children if c.info.status == "FINISHED"]
     assert len(failed) == 2 and len(finished) == 2
@@ -147,3 +155,12 @@ def test_multi_series_experiment_sweeps_over_the_bundled_series():
         cfg = compose("train", overrides=["experiment=multi_series"], return_hydra_config=True)
     assert cfg.hydra.sweeper.params.data == "sp500,nasdaq,synthetic"
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+
+
+def test_run_names_show_what_tells_runs_apart():
+    from forecaster.provenance import shown_overrides
+
+    sweep = ["data=synthetic", "model.num_units=8", "model.num_units=8,16", "tracking.uri=x"]
+    job = ["data=synthetic", "model.num_units=8", "model.num_units=16", "tracking.uri=x"]
+    assert shown_overrides(job, sweep) == ["model.num_units=8", "model.num_units=16"]
+    assert shown_overrides(["+hydra.job.chdir=true", "seed=3"]) == ["seed=3"]

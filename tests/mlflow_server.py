@@ -1,0 +1,219 @@
+"""A real `mlflow server` on a free loopback port, and headless Chromium to look at its UI.
+
+`mlflow_server(root)` starts this environment's `mlflow server` bound to 127.0.0.1, with a SQLite
+store and proxied artifacts under `root`, waits until `/health` answers and, however the body
+ends, stops the server's whole process group. `runs_view_url` is the experiment's runs table with
+chosen metric columns; `render_dom` and `screenshot` open a page in Debian's headless `chromium`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+HOST = "127.0.0.1"  # loopback only: the test server is never reachable from elsewhere
+CHROMIUM = "/usr/bin/chromium"  # Debian's `chromium` package
+CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    url: str  # http://127.0.0.1:<port>, the tracking URI
+    root: Path  # mlflow.db, artifacts/ and server.log
+    startup_seconds: float  # from launch to the first healthy answer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def mlflow_server(root: Path, timeout: float = 120.0) -> Iterator[MlflowServer]:
+    """`with mlflow_server(tmp) as server:` a running server, stopped on exit."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),  # the mlflow installed beside this Python
+        "server",
+        "--host", HOST,
+        "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--workers", "1",  # each worker imports all of mlflow: one starts fastest
+    ]  # fmt: skip
+    log = root / "server.log"
+    started = time.monotonic()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            # No GenAI job runners (7 huey processes that outlive SIGTERM): tracking and UI only.
+            env=os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            start_new_session=True,  # its own process group, so teardown reaches its workers
+        )
+    try:
+        _wait_until_healthy(url, process, log, started + timeout)
+        yield MlflowServer(url, root, time.monotonic() - started)
+    finally:
+        _stop_group(process)
+
+
+def _wait_until_healthy(url: str, process: subprocess.Popen, log: Path, deadline: float) -> None:
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"mlflow server exited with {process.returncode} before it was healthy; "
+                f"its output:\n{_tail(log)}"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # refused, reset or timed out while it starts
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"mlflow server at {url} not healthy in time; its output:\n{_tail(log)}"
+            )
+        time.sleep(0.5)
+
+
+def _stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM the group, give it `grace` seconds, then SIGKILL whatever is left of it."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def _tail(log: Path, chars: int = 4000) -> str:
+    return log.read_text(errors="replace")[-chars:]
+
+
+# -- the UI -------------------------------------------------------------------------------------
+
+
+def runs_view_url(
+    server_url: str,
+    experiment_id: str,
+    *,
+    metrics: Sequence[str],
+    params: Sequence[str] = (),
+    order_by: str,
+    ascending: bool = True,
+    run_name_width: int = 360,
+    column_width: int = 120,
+) -> str:
+    """The experiment's runs table sorted by metric `order_by`, showing `metrics` and `params`.
+
+    MLflow 3's UI keeps chosen columns in the browser, and a shared view (what its Share button
+    makes) is how to put them in a URL: an experiment tag `mlflow.sharedViewState.<key>` holding
+    the view as JSON, opened with `?viewStateShareKey=<key>`. Sorted by a metric, the table lists
+    child runs one per row instead of folded under their parent.
+    """
+    run_name = "attributes.`Run Name`"
+    columns = [f"metrics.`{m}`" for m in metrics] + [f"params.`{p}`" for p in params]
+    view = {
+        "orderByKey": f"metrics.`{order_by}`",
+        "orderByAsc": ascending,
+        "selectedColumns": columns,
+        # Right after the run name, in this order (the table lays out only what fits on screen).
+        "columnOrder": [run_name, *columns],
+        "columnWidths": {run_name: run_name_width} | dict.fromkeys(columns, column_width),
+    }
+    text = json.dumps(view, sort_keys=True)
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    client = MlflowClient(server_url)
+    client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{key}", text)
+    return f"{server_url}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}"
+
+
+def chromium_available() -> bool:
+    return os.access(CHROMIUM, os.X_OK)
+
+
+def render_dom(url: str, *, window: tuple[int, int] = (1600, 1000), budget_ms: int = 20_000) -> str:
+    """The page's DOM once its scripts have run and its requests have settled."""
+    return _chromium(
+        url,
+        f"--virtual-time-budget={budget_ms}",
+        f"--window-size={window[0]},{window[1]}",  # the table renders only the columns in view
+        "--dump-dom",
+    )
+
+
+def screenshot(
+    url: str,
+    path: Path,
+    *,
+    window: tuple[int, int] = (1600, 1000),
+    budget_ms: int = 20_000,
+) -> Path:
+    _chromium(
+        url,
+        f"--virtual-time-budget={budget_ms}",
+        f"--window-size={window[0]},{window[1]}",
+        "--hide-scrollbars",
+        f"--screenshot={path}",
+    )
+    return path
+
+
+def _chromium(url: str, *flags: str, timeout: float = 120.0) -> str:
+    """Run headless Chromium on `url` in a fresh profile; its stdout."""
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        command = [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",  # we run as root in a container
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            *flags,
+            url,
+        ]
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        finally:
+            _stop_group(process, grace=5.0)
+    if process.returncode != 0:
+        raise RuntimeError(f"chromium exited with {process.returncode}:\n{stderr[-4000:]}")
+    return stdout

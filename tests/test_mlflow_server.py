@@ -1,0 +1,167 @@
+"""Tracking to a shared `mlflow server` over HTTP, and what its UI shows of a sweep.
+
+One real server (SQLite store, proxied artifacts, bound to 127.0.0.1) serves the module; a small
+grid sweep runs against it from the command line, as users run one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import matplotlib.image
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from mlflow_server import (
+    CHROMIUM,
+    CHROMIUM_INSTALL,
+    MlflowServer,
+    chromium_available,
+    mlflow_server,
+    render_dom,
+    runs_view_url,
+    screenshot,
+)
+
+from forecaster import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+# The tiny config, two jobs in parallel that differ in model size.
+SWEEP = [*(o for o in TINY if not o.startswith("model.num_units=")), "launcher=joblib"]
+UNITS = (8, 16)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    client: MlflowClient
+    parent: Run
+    children: list[Run]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[MlflowServer]:
+    with mlflow_server(tmp_path_factory.mktemp("mlflow_server")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sweep(server, tmp_path_factory) -> Sweep:
+    work = tmp_path_factory.mktemp("sweep")
+    overrides = [
+        *SWEEP,
+        f"model.num_units={','.join(map(str, UNITS))}",
+        f"tracking.uri={server.url}",
+        f"hydra.sweep.dir={work / 'sweep'}",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "forecaster", "train", "-m", *overrides],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    client = MlflowClient(server.url)
+    experiment = client.get_experiment_by_name("forecaster")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1, [r.info.run_name for r in parents]
+    return Sweep(client, parents[0], children)
+
+
+def test_a_sweep_over_http_is_a_parent_run_with_a_child_run_per_job(sweep):
+    parent = sweep.parent
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name.startswith("sweep ")
+    assert "model.num_units=8,16" in parent.info.run_name
+    summary = pd.read_csv(sweep.client.download_artifacts(parent.info.run_id, "sweep/summary.csv"))
+    assert sorted(summary["run_id"]) == sorted(c.info.run_id for c in sweep.children)
+
+    assert len(sweep.children) == len(UNITS)
+    for child in sweep.children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    # The parent is named by the sweep's overrides, a child by what is its own.
+    assert "tracking.uri" not in parent.info.run_name
+    assert sorted(c.info.run_name for c in sweep.children) == sorted(
+        f"model.num_units={units}" for units in UNITS
+    )
+
+
+def test_each_child_has_its_test_metrics_curves_and_artifacts_on_the_server(sweep, server):
+    for child in sweep.children:
+        run_id = child.info.run_id
+        metrics = child.data.metrics
+        assert {"test_rmse", "naive_test_rmse", "test_rmse_skill"} <= metrics.keys()
+        assert metrics["test_rmse_skill"] == pytest.approx(
+            1 - metrics["test_rmse"] / metrics["naive_test_rmse"]
+        )
+        assert len(sweep.client.get_metric_history(run_id, "val_loss")) == 2  # train.epochs
+        artifacts = {
+            a.path
+            for folder in ("plots", "states")
+            for a in sweep.client.list_artifacts(run_id, folder)
+        }
+        assert {
+            "plots/forecast.png",
+            "plots/learning_curve.png",
+            "states/final_states.npz",
+        } <= artifacts
+    # Uploaded through the server (proxied), into its artifact store, not onto the client's disk.
+    stored = list((server.root / "artifacts").rglob("forecast.png"))
+    assert len(stored) == len(UNITS)
+
+
+def test_the_logged_model_loads_over_http_and_forecasts(sweep, server):
+    child = sweep.children[0]
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(server.url)
+    try:
+        model = mlflow.pyfunc.load_model(f"runs:/{child.info.run_id}/model")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    prices = pd.read_csv(PROJECT_ROOT / "data/synthetic.csv", parse_dates=["Date"])
+    recent = prices[["Date", "Adj Close"]].tail(60)
+    forecast = model.predict(recent)
+    assert list(forecast["step"]) == [1, 2, 3, 4, 5]
+    assert np.all(np.isfinite(forecast["forecast"])) and np.all(forecast["forecast"] > 0)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> None:
+    """Checked before the server starts, when it comes first among a test's arguments."""
+    if not chromium_available():
+        message = f"headless Chromium ({CHROMIUM}) is needed: {CHROMIUM_INSTALL}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_the_ui_lists_the_sweep_runs_with_their_test_metrics(chromium, sweep, server, tmp_path):
+    metrics = ["test_rmse_skill", "test_rmse", "naive_test_rmse"]
+    url = runs_view_url(
+        server.url,
+        sweep.parent.info.experiment_id,
+        metrics=metrics,
+        order_by="test_rmse_skill",
+        ascending=False,
+    )
+    dom = render_dom(url)
+    for run in [sweep.parent, *sweep.children]:
+        assert run.info.run_name in dom
+    for metric in metrics:
+        assert f'col-id="metrics.`{metric}`"' in dom  # a column of the runs table
+
+    pixels = matplotlib.image.imread(screenshot(url, tmp_path / "ui.png", window=(1600, 1000)))
+    assert pixels.shape[:2] == (1000, 1600)
+    assert len(np.unique(pixels)) > 50  # a rendered page, not a blank one
