@@ -46,7 +46,7 @@ class ModelSpec:
     num_units: int = 64  # model.num_units
     num_layers: int = 1  # model.num_layers
     dropout: float = 0.0  # model.dropout: rate on every layer's outputs, training only
-    encoder: str = "while_loop"  # model.encoder: "while_loop" or "fused"
+    encoder: str = "fused"  # model.encoder: "fused" or "while_loop"
     learning_rate: float = 1e-3  # train.learning_rate
     clip_norm: float = 1.0  # train.clip_norm: gradients are clipped by global norm
 
@@ -186,8 +186,8 @@ def build_seq2seq(spec: ModelSpec) -> Seq2SeqGraph:
     last_observed = tf.gather_nd(encoder_inputs[:, :, 0], tf.stack([rows, last_step], axis=1))
 
     # Teacher forcing: the decoder reads the previous true value at every step. The horizon is
-    # fixed per graph, so the steps are unrolled: measured faster to train than the fused
-    # kernel, whose CPU gradient is slow (forecaster.bench).
+    # fixed per graph, so the steps are unrolled: measured faster to train than running the
+    # fused kernel over the horizon (W1: 5.5k vs 4.6k windows/s).
     previous_true = tf.concat([last_observed[:, None], decoder_targets[:, :-1]], axis=1)
     state = decoder_initial_state
     outputs = []

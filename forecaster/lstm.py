@@ -13,10 +13,10 @@ The state is `(c, h)`, in that order, everywhere in forecaster: graph, artifacts
 The same kernel layout drives TensorFlow's fused `BlockLSTM` op (it calls `j` "ci"), so one
 set of variables serves three ways of running a layer over time:
 
+- `fused_sequence`: the fused C++ kernel, one op for the whole sequence (the default encoder:
+  fastest on the default shape, see `python -m forecaster bench`);
 - `while_loop_sequence`: an explicit `tf.while_loop` over time writing to a `TensorArray`
-  (the default encoder: measured faster to train on CPU, see `forecaster.bench`);
-- `fused_sequence`: the fused C++ kernel, one op for the whole sequence (lower latency for a
-  single window; its CPU gradient is slow);
+  (faster for larger models with longer lookbacks);
 - `lstm_step`: a single step, for decoding and step-by-step execution.
 
 Nothing here creates a Session or does I/O.
