@@ -579,27 +579,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     workloads = [WORKLOADS[name] for name in args.workloads]
+    settings = Settings(
+        rounds=args.repeats,
+        steps=args.steps,
+        infer_calls=args.infer_calls,
+        warmup=args.warmup,
+        intra_op=args.intra_op,
+        inter_op=args.inter_op,
+        seed=args.seed,
+    )
     if args.quick:
         workloads = [quick(w) for w in workloads]
-        settings = Settings(
-            rounds=2,
-            steps=2,
-            infer_calls=2,
-            warmup=1,
-            intra_op=args.intra_op,
-            inter_op=args.inter_op,
-            seed=args.seed,
-        )
-    else:
-        settings = Settings(
-            rounds=args.repeats,
-            steps=args.steps,
-            infer_calls=args.infer_calls,
-            warmup=args.warmup,
-            intra_op=args.intra_op,
-            inter_op=args.inter_op,
-            seed=args.seed,
-        )
+        settings = replace(settings, rounds=2, steps=2, infer_calls=2, warmup=1)
 
     before = MachineFacts.collect()
     measurements = run_benchmark(workloads, settings)
