@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -54,10 +53,13 @@ _MAX_TAG_LENGTH = 5000
 
 def default_artifact_location(uri: str) -> str | None:
     """`mlartifacts/` beside a SQLite file; None (the server decides) for other stores."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite" and parsed.path not in ("", "/:memory:"):
-        return (Path(parsed.path).parent / "mlartifacts").as_uri()
-    return None
+    prefix = "sqlite:///"  # then the path: absolute with one more "/", else relative to cwd
+    if not uri.startswith(prefix):
+        return None
+    database = uri[len(prefix) :].split("?", 1)[0]
+    if database in ("", ":memory:"):
+        return None
+    return (Path(database).resolve().parent / "mlartifacts").as_uri()
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

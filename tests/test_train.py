@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -58,6 +59,9 @@ def test_train_logs_a_complete_run(tiny_config, tracking_uri, dataset, tmp_path)
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/forecast.png", "plots/learning_curve.png"}
 
+    # Artifacts live in mlartifacts/ beside the SQLite file.
+    store = Path(tracking_uri.removeprefix("sqlite:///")).parent
+    assert (store / "mlartifacts" / run.info.run_id / "artifacts" / "config.yaml").exists()
     local = client.download_artifacts(run.info.run_id, "states", str(tmp_path))
     states = np.load(f"{local}/final_states.npz")
     expected = {f"{m}_{p}_{k}" for m in ("encoder", "decoder") for p in "ch" for k in (0, 1)}
