@@ -543,9 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="forecaster bench",
         description="Time our seq2seq LSTM against a Keras 3 reference of the same shape.",
     )
-    parser.add_argument(
-        "--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS)
-    )
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument(
         "--repeats",
         type=int,

@@ -70,15 +70,18 @@ def test_printed_ratios_are_ours_over_keras_from_the_same_run(run):
     for name in WORKLOADS:
         rows = {m.implementation: m for m in measurements if m.workload.name == name}
         reference = rows.pop(KERAS)
-        table = lines[lines.index(rows["ours/fused"].workload.describe()):]
+        table = lines[lines.index(rows["ours/fused"].workload.describe()) :]
         for implementation, ours in rows.items():
             r = ratios(ours, reference)
             assert r.train == ours.train_windows_per_s.median / reference.train_windows_per_s.median
             assert r.infer_one == ours.infer_ms_one.median / reference.infer_ms_one.median
             assert r.infer_batch == ours.infer_ms_batch.median / reference.infer_ms_batch.median
             row = next(line for line in table if line.startswith(implementation + " "))
-            assert row.split()[-3:] == [f"{r.train:.2f}", f"{r.infer_one:.2f}",
-                                        f"{r.infer_batch:.2f}"]
+            assert row.split()[-3:] == [
+                f"{r.train:.2f}",
+                f"{r.infer_one:.2f}",
+                f"{r.infer_batch:.2f}",
+            ]
 
 
 def test_keras_reference_has_as_many_weights_as_ours():
@@ -107,8 +110,9 @@ def test_keras_forecast_is_the_model_fed_its_own_predictions():
 
 def test_main_quick_prints_machine_facts_and_a_table_per_workload(capsys):
     intra, inter = current_threads()
-    code = main(["--quick", "--workloads", "W1", "--intra-op", str(intra),
-                 "--inter-op", str(inter)])
+    code = main(
+        ["--quick", "--workloads", "W1", "--intra-op", str(intra), "--inter-op", str(inter)]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert f"TensorFlow {tf.__version__}" in out
