@@ -28,7 +28,13 @@ from forecaster.graph import ModelSpec
 from forecaster.lstm import LSTMState
 from forecaster.model import SERVING_TAG, SIGNATURE_KEY, Seq2SeqModel
 from forecaster.states import NumpyStates, pack, unpack
-from forecaster.windows import Dataset, Scaler, encoder_inputs, forecast_to_prices
+from forecaster.windows import (
+    Dataset,
+    Scaler,
+    continuation_inputs,
+    encoder_inputs,
+    forecast_to_prices,
+)
 
 SAVED_MODEL_DIR = "saved_model"
 PREPROCESSING_FILE = "preprocessing.json"
@@ -149,12 +155,9 @@ class ExportedForecaster:
         """Warm start: carry `state` (the encoder's state after the bar that closed at
         `previous_price`) over the new bars `prices`, then forecast from the last one."""
         p = self.preprocessing
-        if len(prices) == 0:
-            raise DataError("no new bars to carry the state over: pass at least one price")
-        values = prices.to_numpy(dtype=np.float64)
-        if p.target == "log_return":
-            values = np.log(values / np.concatenate([[previous_price], values[:-1]]))
-        inputs = p.scaler.transform(values).astype(np.float32).reshape(1, len(values), 1)
+        inputs = continuation_inputs(
+            prices, previous_price=previous_price, scaler=p.scaler, target=p.target
+        )
         return self._run(inputs, state, prices)
 
     def _run(

@@ -271,6 +271,20 @@ def encoder_inputs(prices: pd.Series, *, lookback: int, scaler: Scaler, target: 
             f"price series too short to forecast: {len(prices)} bars available, need at least "
             f"{needed} bars for window.lookback = {lookback} with data.target = {target!r}"
         )
+    return _model_inputs(y.to_numpy()[-lookback:], scaler)
+
+
+def continuation_inputs(
+    prices: pd.Series, *, previous_price: float, scaler: Scaler, target: str
+) -> np.ndarray:
+    """The ``[1, len(prices), 1]`` float32 input that carries a state over new bars ``prices``,
+    the state having seen the bar that closed at ``previous_price``."""
+    if len(prices) == 0:
+        raise DataError("no new bars to carry the state over: pass at least one price")
+    anchored = pd.Series(np.concatenate([[previous_price], prices.to_numpy(dtype=np.float64)]))
+    return _model_inputs(target_series(anchored, target).to_numpy()[-len(prices) :], scaler)
+
+
+def _model_inputs(y: np.ndarray, scaler: Scaler) -> np.ndarray:
     # Same float64 transform then float32 cast as make_dataset, so the values match exactly.
-    scaled = scaler.transform(y.to_numpy()[-lookback:]).astype(np.float32)
-    return scaled.reshape(1, lookback, 1)
+    return scaler.transform(y).astype(np.float32).reshape(1, len(y), 1)
