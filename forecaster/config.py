@@ -22,6 +22,10 @@ def project_path(relative: str) -> str:
     return str(PROJECT_ROOT / relative)
 
 
+# conf/: the Hydra config groups, beside the package.
+CONFIG_DIR = project_path("conf")
+
+
 @dataclass
 class DataConf:
     path: str = MISSING

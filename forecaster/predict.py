@@ -80,7 +80,7 @@ def _warm_start(run_id: str, model, prices: pd.Series) -> tuple[PriceForecast, s
 config.register()
 
 
-@hydra.main(config_path=config.project_path("conf"), config_name="predict", version_base="1.3")
+@hydra.main(config_path=config.CONFIG_DIR, config_name="predict", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
         predict(cfg)

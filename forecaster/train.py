@@ -28,8 +28,6 @@ from forecaster.windows import make_dataset
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = str(config.project_path("conf"))
-
 
 def train(
     cfg: DictConfig,
@@ -117,7 +115,7 @@ def train(
 config.register()
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
+@hydra.main(config_path=config.CONFIG_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Returns the validation loss: the objective sweepers minimise (NaN for a failed job)."""
     hydra_config = HydraConfig.get()

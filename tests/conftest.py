@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from forecaster import config
-from forecaster.train import CONFIG_DIR
+from forecaster.config import CONFIG_DIR
 
 # Small enough to train in seconds, still the config users run.
 TINY = [

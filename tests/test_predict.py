@@ -13,9 +13,10 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from forecaster import PROJECT_ROOT, config, tracking
+from forecaster.config import CONFIG_DIR
 from forecaster.errors import ConfigError, DataError
 from forecaster.predict import predict
-from forecaster.train import CONFIG_DIR, train
+from forecaster.train import train
 
 pytestmark = pytest.mark.slow
 

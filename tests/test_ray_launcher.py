@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from forecaster import config
-from forecaster.train import CONFIG_DIR
+from forecaster.config import CONFIG_DIR
 
 RAY = Path(sys.executable).with_name("ray")  # the venv's, so its workers run this venv's Python
 # Ray replaces 127.0.0.1 with this machine's network address unless told the cluster is one

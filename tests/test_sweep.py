@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from forecaster import PROJECT_ROOT, config
-from forecaster.train import CONFIG_DIR
+from forecaster.config import CONFIG_DIR
 
 EXPERIMENTS = sorted(p.stem for p in (PROJECT_ROOT / "experiments").glob("*.yaml"))
 
