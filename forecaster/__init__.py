@@ -1,8 +1,11 @@
-"""forecaster: multi-step price forecasting with an explicit-state seq2seq LSTM."""
+"""forecaster: multi-step price forecasting with an explicit-state seq2seq LSTM.
+
+The package is layered; each subpackage imports only from those before it:
+data -> training -> models -> evaluation -> serving -> tracking -> cli.
+"""
 
 import logging
 import os
-from pathlib import Path
 
 # TensorFlow's C++ log: hide INFO and WARNING lines (e.g. BlockLSTM's note on odd batch sizes,
 # repeated on every call) unless the user asked for them. Must be set before TF is imported.
@@ -14,6 +17,3 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 __version__ = "0.1.0"
-
-# The repository root: bundled data, conf/ and experiments/ live beside the package.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent

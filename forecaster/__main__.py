@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("train", "predict", "bench")
+COMMANDS = ("train", "predict")
 USAGE = """usage: python -m forecaster <command> [overrides...]
 
 commands:
   train    train on a price CSV and log the run to MLflow   (e.g. window.horizon=20)
   predict  forecast the next prices with a logged model      (run_id=<id> [warm_start=true])
-  bench    measure training/inference speed against Keras 3  (--help for options)
 
 Hydra flags work after the command: --help, --cfg job, -m (multirun)."""
 
@@ -28,14 +27,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    if command == "bench":
-        from forecaster.bench import main as bench_main
-
-        return bench_main(rest)
     if command == "predict":
-        from forecaster.predict import main as hydra_main
+        from forecaster.cli.predict import main as hydra_main
     else:
-        from forecaster.train import main as hydra_main
+        from forecaster.cli.train import main as hydra_main
 
     sys.argv = [f"{sys.argv[0]} {command}", *rest]
     hydra_main()

@@ -19,3 +19,7 @@ class ConfigError(ForecasterError, ValueError):
 
 class TrainingDivergedError(ForecasterError, RuntimeError):
     """The loss became NaN or infinite. The message says which settings to change."""
+
+
+class NotFittedError(ForecasterError, RuntimeError):
+    """A model was asked to forecast before it was fitted."""

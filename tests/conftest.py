@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from forecaster import config
-from forecaster.config import CONFIG_DIR
+from forecaster.cli import config
+from forecaster.paths import CONFIG_MODULE
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Small enough to train in seconds, still the config users run.
 TINY = [
@@ -24,10 +26,15 @@ TINY = [
 ]
 
 
-def compose_train_config(overrides: list[str]) -> DictConfig:
+def compose_config(name: str, overrides: list[str], **kwargs) -> DictConfig:
+    """`conf/<name>.yaml` composed with `overrides`, as `python -m forecaster <name>` would."""
     config.register()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=overrides)
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        return compose(name, overrides=overrides, **kwargs)
+
+
+def compose_train_config(overrides: list[str]) -> DictConfig:
+    return compose_config("train", overrides)
 
 
 @pytest.fixture

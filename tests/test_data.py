@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 
-from forecaster import PROJECT_ROOT
-from forecaster.data import PriceSeries, file_sha256, load_prices
+from forecaster.data.io import PriceSeries, file_sha256, load_prices
 from forecaster.errors import DataError
 
 YAHOO_HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
@@ -117,12 +117,12 @@ def test_empty_price_rows_are_dropped_counted_and_warned(tmp_path, caplog):
         tmp_path,
         "Date,Close\n2020-01-02,1\n2020-01-03,\n2020-01-06,null\n2020-01-07,4\n2020-01-08,NaN\n",
     )
-    with caplog.at_level(logging.WARNING, logger="forecaster.data"):
+    with caplog.at_level(logging.WARNING, logger="forecaster.data.io"):
         series = load_prices(path)
     assert series.dropped_rows == 3
     assert list(series.prices.index) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-07")]
     assert series.prices.tolist() == [1.0, 4.0]
-    [record] = [r for r in caplog.records if r.name == "forecaster.data"]
+    [record] = [r for r in caplog.records if r.name == "forecaster.data.io"]
     assert record.levelno == logging.WARNING
     assert "dropped 3 row(s)" in record.getMessage()
     assert "first at line 3" in record.getMessage()
@@ -140,7 +140,7 @@ def test_sha256_is_the_content_hash(tmp_path):
 
 
 def test_bundled_sp500_loads():
-    series = load_prices(PROJECT_ROOT / "data" / "sp500.csv")
+    series = load_prices(REPO_ROOT / "data" / "sp500.csv")
     prices = series.prices
     assert len(prices) == 5031
     assert prices.index[0] == pd.Timestamp("1999-01-04")

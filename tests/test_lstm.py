@@ -4,15 +4,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from forecaster.lstm import (
+from forecaster.models.seq2seq.lstm import (
     FORGET_BIAS,
-    LSTMState,
+    SEQUENCE_IMPLEMENTATIONS,
     fused_sequence,
     lstm_step,
     make_lstm_weights,
     state_at,
     while_loop_sequence,
 )
+from forecaster.models.seq2seq.spec import ENCODERS
+from forecaster.models.seq2seq.state import LSTMState
 
 TOL = 1e-5
 
@@ -72,13 +74,53 @@ def step_by_step(inputs, initial_state, weights):
     return LSTMState(tf.stack(cs), tf.stack(hs))
 
 
-def test_forget_bias_is_tf1_default():
-    assert FORGET_BIAS == 1.0
+ALL_WAYS = [step_by_step, fused_sequence, while_loop_sequence]
 
 
-@pytest.mark.parametrize(
-    "sequence_fn", [step_by_step, fused_sequence, while_loop_sequence], ids=lambda f: f.__name__
-)
+def test_every_encoder_name_has_an_implementation():
+    assert tuple(SEQUENCE_IMPLEMENTATIONS) == ENCODERS
+
+
+@pytest.mark.parametrize("sequence_fn", ALL_WAYS, ids=lambda f: f.__name__)
+def test_forget_gate_gets_tf1s_bias_of_one(sequence_fn):
+    """With every weight zero, every gate's pre-activation is 0, so one step keeps
+    sigmoid(0 + FORGET_BIAS) of the cell state: sigmoid(1) = 0.731 with TF1's bias, 0.5 without."""
+    zeros = dict(
+        inputs=np.zeros((1, 1, 2), np.float32),
+        c0=np.ones((1, 3), np.float32),
+        h0=np.zeros((1, 3), np.float32),
+        kernel=np.zeros((5, 12), np.float32),
+        bias=np.zeros(12, np.float32),
+    )
+    got = run_sequence(sequence_fn, zeros)
+    np.testing.assert_allclose(got.c[0], sigmoid(FORGET_BIAS), atol=TOL)
+    np.testing.assert_allclose(got.c[0], 0.7310586, atol=TOL)
+
+
+@pytest.mark.parametrize("sequence_fn", ALL_WAYS, ids=lambda f: f.__name__)
+def test_cell_state_is_never_clipped(sequence_fn):
+    """Input, candidate and forget gates held wide open add about 1 to c every step. TF1's
+    LSTMCell does not clip c; BlockLSTM clips it to +-3 unless told not to."""
+    units, features, steps = 2, 1, 6
+    bias = np.zeros(4 * units, np.float32)
+    bias[: 3 * units] = 10.0  # i, j, f saturated; o left at 0
+    case = dict(
+        inputs=np.zeros((steps, 1, features), np.float32),
+        c0=np.zeros((1, units), np.float32),
+        h0=np.zeros((1, units), np.float32),
+        kernel=np.zeros((features + units, 4 * units), np.float32),
+        bias=bias,
+    )
+    got = run_sequence(sequence_fn, case)
+    expected_c, expected_h = numpy_lstm(
+        case["inputs"], case["c0"], case["h0"], case["kernel"], case["bias"]
+    )
+    assert got.c.max() > 5.0
+    np.testing.assert_allclose(got.c, expected_c, atol=1e-4)
+    np.testing.assert_allclose(got.h, expected_h, atol=TOL)
+
+
+@pytest.mark.parametrize("sequence_fn", ALL_WAYS, ids=lambda f: f.__name__)
 def test_cell_matches_numpy_reference(case, sequence_fn):
     expected_c, expected_h = numpy_lstm(
         case["inputs"], case["c0"], case["h0"], case["kernel"], case["bias"]

@@ -1,9 +1,12 @@
-"""Specification of forecaster.metrics on a 2 x 3 example small enough to compute by hand."""
+"""Specification of forecaster.evaluation.metrics on a 2 x 3 example small enough to compute by
+hand."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from forecaster.metrics import METRIC_NAMES, forecast_metrics, naive_forecast
+from forecaster.evaluation.metrics import METRIC_NAMES, forecast_metrics, mase_scale
+from forecaster.models.baselines import NaiveForecaster
 
 ORIGIN = np.array([10.0, 20.0])
 FORECAST = np.array([[11.0, 12.0, 9.0], [19.0, 19.0, 20.0]])
@@ -36,6 +39,13 @@ def test_mase_divides_mae_by_the_given_scale():
 def test_perfect_forecast_has_zero_errors_and_full_directional_accuracy():
     m = forecast_metrics(ACTUAL, ACTUAL, ORIGIN, mase_scale=1.0)
     assert m == {"mae": 0.0, "rmse": 0.0, "smape": 0.0, "mase": 0.0, "directional_accuracy": 1.0}
+
+
+def naive_forecast(origin_prices: np.ndarray, horizon: int) -> np.ndarray:
+    """The random walk's forecast from a series whose origins hold `origin_prices`."""
+    prices = pd.Series(origin_prices)
+    naive = NaiveForecaster(horizon).fit(prices)
+    return naive.predict(prices, np.arange(len(prices))).prices
 
 
 def test_naive_forecast_repeats_the_origin_price():
@@ -71,5 +81,9 @@ def test_non_finite_inputs_and_bad_scale_raise():
         forecast_metrics(bad, ACTUAL, ORIGIN, mase_scale=1.0)
     with pytest.raises(ValueError, match="mase_scale must be finite and > 0"):
         forecast_metrics(FORECAST, ACTUAL, ORIGIN, mase_scale=0.0)
-    with pytest.raises(ValueError, match="horizon must be >= 1"):
+    with pytest.raises(ValueError, match="window.horizon must be an integer >= 1"):
         naive_forecast(ORIGIN, 0)
+
+
+def test_mase_scale_is_the_mean_absolute_one_step_change():
+    assert mase_scale(np.array([10.0, 12.0, 11.0, 11.0])) == pytest.approx((2 + 1 + 0) / 3)

@@ -17,7 +17,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY
+from conftest import REPO_ROOT, TINY
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from mlflow_server import (
@@ -30,8 +30,6 @@ from mlflow_server import (
     runs_view_url,
     screenshot,
 )
-
-from forecaster import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +128,7 @@ def test_the_logged_model_loads_over_http_and_forecasts(sweep, server):
         model = mlflow.pyfunc.load_model(f"runs:/{child.info.run_id}/model")
     finally:
         mlflow.set_tracking_uri(previous)
-    prices = pd.read_csv(PROJECT_ROOT / "data/synthetic.csv", parse_dates=["Date"])
+    prices = pd.read_csv(REPO_ROOT / "data/synthetic.csv", parse_dates=["Date"])
     recent = prices[["Date", "Adj Close"]].tail(60)
     forecast = model.predict(recent)
     assert list(forecast["step"]) == [1, 2, 3, 4, 5]

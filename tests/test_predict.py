@@ -9,14 +9,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import REPO_ROOT, TINY, compose_config, compose_train_config
 from mlflow.tracking import MlflowClient
 
-from forecaster import PROJECT_ROOT, config, tracking
-from forecaster.config import CONFIG_DIR
+from forecaster import tracking
+from forecaster.cli.predict import predict
+from forecaster.cli.train import train
 from forecaster.errors import ConfigError, DataError
-from forecaster.predict import predict
-from forecaster.train import train
+from forecaster.serving import OnlineForecaster
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +24,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny training run on the synthetic data: (tracking URI, run id)."""
-    from conftest import TINY, compose_train_config
-
     store = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{store / 'mlflow.db'}"
     train(compose_train_config([*TINY, f"tracking.uri={uri}", "model.num_layers=2"]))
@@ -35,9 +33,7 @@ def trained(tmp_path_factory):
 
 
 def predict_config(*overrides: str):
-    config.register()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("predict", overrides=["data=synthetic", *overrides])
+    return compose_config("predict", ["data=synthetic", *overrides])
 
 
 def test_predict_cold_and_warm(trained, tmp_path, capsys):
@@ -68,9 +64,9 @@ def test_predict_cold_and_warm(trained, tmp_path, capsys):
     tracking.connect(uri)
     model = tracking.load_model(f"runs:/{run_id}/model")
     state, description = tracking.load_final_states(run_id)
-    prices = pd.read_csv(PROJECT_ROOT / "data/synthetic.csv", parse_dates=["Date"]).set_index(
-        "Date"
-    )["Adj Close"]
+    prices = pd.read_csv(REPO_ROOT / "data/synthetic.csv", parse_dates=["Date"]).set_index("Date")[
+        "Adj Close"
+    ]
     first_input = pd.Timestamp(description["window"]["first_input_date"])
     start = prices.index.get_loc(first_input) - 1  # the price before the first return
     p = model.preprocessing
@@ -92,7 +88,7 @@ def test_predict_needs_a_model_and_a_matching_series(trained, tmp_path):
                 f"run_id={run_id}", f"tracking.uri={uri}", "warm_start=true", "data=sp500"
             )
         )
-    other = pd.read_csv(PROJECT_ROOT / "data/synthetic.csv")
+    other = pd.read_csv(REPO_ROOT / "data/synthetic.csv")
     other[["Close", "Adj Close"]] *= 2
     other.to_csv(tmp_path / "other.csv", index=False)
     with pytest.raises(DataError, match="not the series the model was trained on"):
@@ -110,14 +106,12 @@ def test_pyfunc_serves_statefully(trained):
     uri, run_id = trained
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    frame = pd.read_csv(PROJECT_ROOT / "data/synthetic.csv", parse_dates=["Date"])
+    frame = pd.read_csv(REPO_ROOT / "data/synthetic.csv", parse_dates=["Date"])
     history, later = frame.iloc[:-10], frame.iloc[-11:]  # `later` starts at history's last bar
     first = model.predict(history)
     second = model.predict(later, params={"initial_state": first["state"][0]})
     assert len(first["state"][0]) == 2 * 2 * 8
     expected = tracking.load_model(f"runs:/{run_id}/model")
-    from forecaster.online import OnlineForecaster
-
     prices = frame.set_index("Date")["Adj Close"]
     online = OnlineForecaster.start(expected, prices.iloc[:-10])
     np.testing.assert_allclose(
@@ -151,7 +145,7 @@ def test_cli_predict(trained, tmp_path):
 
 def readme_python_blocks(*sections: str) -> list[str]:
     """The ```python blocks under the given README headings, in order."""
-    text = (PROJECT_ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "README.md").read_text()
     blocks = []
     for heading in sections:
         body = text.split(heading, 1)[1].split("\n## ", 1)[0]
@@ -162,7 +156,7 @@ def readme_python_blocks(*sections: str) -> list[str]:
 def test_readme_state_snippets_run(trained, tmp_path, monkeypatch):
     """The README's snippets are runnable as written (with this test's run and store)."""
     uri, run_id = trained
-    (tmp_path / "data").symlink_to(PROJECT_ROOT / "data")
+    (tmp_path / "data").symlink_to(REPO_ROOT / "data")
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(uri)
     blocks = readme_python_blocks(
@@ -180,3 +174,15 @@ def test_readme_state_snippets_run(trained, tmp_path, monkeypatch):
         exec(compile(code, "README.md", "exec"), namespace)
     assert (tmp_path / "sp500_state.npz").exists()
     assert len(namespace["forecast"].prices) == 5
+
+
+def test_readme_python_training_snippet_runs(tmp_path, monkeypatch):
+    """The README's "From Python, with checkpoints" snippet, as written."""
+    (tmp_path / "data").symlink_to(REPO_ROOT / "data")
+    monkeypatch.chdir(tmp_path)
+    [block] = readme_python_blocks("### From Python, with checkpoints")
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["forecast"].prices.shape == (750, 5)
+    assert (tmp_path / "ckpt" / "latest").read_text() == "epoch-0003"
+    namespace["model"].close()

@@ -20,13 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import TINY
-from hydra import compose, initialize_config_dir
+from conftest import TINY, compose_config
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
-
-from forecaster import config
-from forecaster.config import CONFIG_DIR
 
 RAY = Path(sys.executable).with_name("ray")  # the venv's, so its workers run this venv's Python
 # Ray replaces 127.0.0.1 with this machine's network address unless told the cluster is one
@@ -36,9 +32,7 @@ LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENAB
 
 
 def compose_with_ray_launcher() -> DictConfig:
-    config.register()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=["launcher=ray"], return_hydra_config=True)
+    return compose_config("train", ["launcher=ray"], return_hydra_config=True)
 
 
 def test_ray_launcher_runs_one_single_threaded_job_per_cpu(monkeypatch):

@@ -1,8 +1,8 @@
-"""LSTM state, proven: each technique from the seed documents, done right.
+"""LSTM state, proven: every way the project runs, feeds, carries and stores `(c, h)`.
 
-Seed 000 ex. 1 (while_loop + TensorArray encoder), ex. 2 (step-by-step sess.run), ex. 3
-(variable-length windows), seed 002 (feeding initial c and h), and the (c, h) layout; plus
-streaming, warm start, and the online forecaster.
+A while_loop + TensorArray encoder, step-by-step execution with one sess.run per bar,
+variable-length windows, feeding every layer's initial c and h, the (c, h) layout when packed;
+plus streaming, warm start, the online forecaster and the state file.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster import states
+from forecaster.data.windows import Scaler, pad_windows
 from forecaster.errors import ConfigError, DataError
-from forecaster.graph import ModelSpec
-from forecaster.lstm import LSTMState
-from forecaster.model import Seq2SeqModel
-from forecaster.online import OnlineForecaster, StreamState
-from forecaster.serving import ExportedForecaster, Preprocessing, export_model, predict_frame
-from forecaster.windows import Scaler, pad_windows
+from forecaster.models.seq2seq import state as states
+from forecaster.models.seq2seq.export import Preprocessing, export_model
+from forecaster.models.seq2seq.network import Seq2SeqModel
+from forecaster.models.seq2seq.spec import ModelSpec
+from forecaster.models.seq2seq.state import LSTMState
+from forecaster.serving import ExportedForecaster, OnlineForecaster, StreamState, predict_frame
 
 TOL = 1e-5
 
@@ -203,7 +203,8 @@ def exported(tmp_path_factory):
         date_column="Date",
     )
     with Seq2SeqModel(spec, seed=3) as model:
-        path = export_model(model, preprocessing, tmp_path_factory.mktemp("model"))
+        weights = model.get_weights()
+    path = export_model(spec, weights, preprocessing, tmp_path_factory.mktemp("model"))
     forecaster = ExportedForecaster(path)
     yield forecaster
     forecaster.close()
@@ -258,6 +259,31 @@ def test_online_state_survives_a_restart(exported, prices, tmp_path):
     assert restored.get_state().last_date == prices.index[59]
     assert restored.get_state().last_price == prices.iloc[59]
     np.testing.assert_array_equal(restored.update(prices.iloc[60:]).prices, expected.prices)
+
+
+def test_the_state_file_round_trips_every_array(tmp_path):
+    """One format for a carried state: the online forecaster's and a run's final_states.npz."""
+    rng = np.random.default_rng(5)
+
+    def layers():
+        return tuple(LSTMState(*rng.normal(size=(2, 1, 3)).astype(np.float32)) for _ in range(2))
+
+    state = StreamState(layers(), 101.25, pd.Timestamp("2020-01-03"), decoder_state=layers())
+    path = state.save(tmp_path / "state.npz")
+    with np.load(path) as arrays:
+        assert set(arrays.files) == {
+            *(f"{m}_{p}_{k}" for m in ("encoder", "decoder") for p in "ch" for k in (0, 1)),
+            "last_price",
+            "last_date",
+        }
+    loaded = StreamState.load(path)
+    assert_states_close(loaded.encoder_state, state.encoder_state, atol=0)
+    assert_states_close(loaded.decoder_state, state.decoder_state, atol=0)
+    assert (loaded.last_price, loaded.last_date) == (101.25, pd.Timestamp("2020-01-03"))
+
+    undated = StreamState(state.encoder_state, 7.0, None).save(tmp_path / "undated.npz")
+    loaded = StreamState.load(undated)
+    assert loaded.last_date is None and loaded.decoder_state is None
 
 
 def test_online_rejects_bars_it_has_already_seen(exported, prices):

@@ -3,14 +3,14 @@
 import subprocess
 import sys
 
-from forecaster import PROJECT_ROOT
+from conftest import REPO_ROOT
 
 
 def test_ruff_check_is_clean():
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", str(PROJECT_ROOT)],
+        [sys.executable, "-m", "ruff", "check", str(REPO_ROOT)],
         capture_output=True,
         text=True,
-        cwd=PROJECT_ROOT,
+        cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr

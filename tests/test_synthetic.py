@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 
-from forecaster import PROJECT_ROOT
-from forecaster.data import load_prices
-from forecaster.synthetic import generate_prices, write_csv
+from forecaster.data.io import load_prices
+from forecaster.data.synthetic import generate_prices, write_csv
 
 COLUMNS = ["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"]
 
@@ -73,7 +73,7 @@ def test_write_csv_round_trips_through_load_prices(tmp_path):
 
 def test_bundled_synthetic_csv_matches_the_generator(tmp_path):
     fresh = write_csv(generate_prices(), tmp_path / "synthetic.csv")
-    bundled = PROJECT_ROOT / "data" / "synthetic.csv"
+    bundled = REPO_ROOT / "data" / "synthetic.csv"
     assert bundled.read_bytes() == fresh.read_bytes(), (
-        "data/synthetic.csv is stale; regenerate it with `python -m forecaster.synthetic`"
+        "data/synthetic.csv is stale; regenerate it with `python -m forecaster.data.synthetic`"
     )

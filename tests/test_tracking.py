@@ -2,7 +2,7 @@
 
 import pytest
 
-from forecaster.tracking import default_artifact_location, flatten
+from forecaster.tracking.run import default_artifact_location, flatten
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
@@ -10,14 +11,21 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 from mlflow.tracking import MlflowClient
 
-from forecaster import PROJECT_ROOT
+from forecaster.cli.train import train
 from forecaster.errors import DataError, TrainingDivergedError
-from forecaster.metrics import METRIC_NAMES
-from forecaster.train import train
+from forecaster.evaluation.metrics import METRIC_NAMES
 
 pytestmark = pytest.mark.slow
+
+
+def git(*args: str) -> str:
+    """The repository's own answer, to compare a run's git tags with."""
+    return subprocess.run(
+        ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def only_run(tracking_uri: str):
@@ -65,14 +73,14 @@ def test_train_logs_a_complete_run(tiny_config, tracking_uri, dataset, tmp_path)
     local = client.download_artifacts(run.info.run_id, "states", str(tmp_path))
     states = np.load(f"{local}/final_states.npz")
     expected = {f"{m}_{p}_{k}" for m in ("encoder", "decoder") for p in "ch" for k in (0, 1)}
-    assert set(states.files) == expected
+    assert set(states.files) == expected | {"last_price", "last_date"}
     for name in expected:
         assert states[name].shape == (1, 8)
     assert not np.array_equal(states["encoder_c_0"], states["encoder_h_0"])
     assert np.abs(states["encoder_h_1"]).max() < 1.0  # h = o * tanh(c)
 
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
-    csv = pd.read_csv(PROJECT_ROOT / "data" / f"{dataset}.csv", parse_dates=["Date"])
+    csv = pd.read_csv(REPO_ROOT / "data" / f"{dataset}.csv", parse_dates=["Date"])
     forecast = model.predict(csv.tail(100))
     assert list(forecast.columns) == ["step", "date", "forecast", "state"]
     assert list(forecast["step"]) == [1, 2, 3, 4, 5]
@@ -136,8 +144,11 @@ def test_cli_train_runs_from_the_command_line(tracking_uri, tmp_path):
     tags = run.data.tags
     assert tags["command"].startswith("python -m forecaster train data=synthetic")
     assert "tracking.uri=" in tags["command"]
-    assert tags["git.dirty"] in ("true", "false", "unknown")
-    assert tags.get("version.tensorflow-cpu") or tags.get("version.tensorflow")
+    commit, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    assert tags["git.commit"] == tags["mlflow.source.git.commit"] == commit
+    assert tags["git.dirty"] == ("true" if dirty else "false")
+    assert tags["version.tensorflow-cpu"] == importlib.metadata.version("tensorflow-cpu")
+    assert tags["version.mlflow"] == mlflow.__version__
     assert run.info.run_name.startswith("data=synthetic window.lookback=20")  # the overrides
 
 

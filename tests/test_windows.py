@@ -1,11 +1,11 @@
-"""Specification of forecaster.windows: time split, train-only scaler, leak-free windows."""
+"""Specification of forecaster.data.windows and .splits: time split, train-only scaler,
+leak-free windows."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.errors import DataError
-from forecaster.windows import (
+from forecaster.data.windows import (
     Dataset,
     Scaler,
     WindowSet,
@@ -13,7 +13,10 @@ from forecaster.windows import (
     forecast_to_prices,
     make_dataset,
     target_series,
+    window_inputs,
 )
+from forecaster.errors import DataError
+from forecaster.evaluation.metrics import mase_scale
 
 CONFIG = dict(lookback=8, horizon=3, val_fraction=0.2, test_fraction=0.2)
 
@@ -46,10 +49,10 @@ def test_price_windows_on_prices_1_to_30_match_hand_computed_values():
     )
 
     # 30 bars -> train bars 0..17 (prices 1..18), val 18..23, test 24..29.
-    assert ds.train_end == pd.Timestamp("2024-01-18")
-    assert ds.val_end == pd.Timestamp("2024-01-24")
+    assert ds.split.train_end == pd.Timestamp("2024-01-18")
+    assert ds.split.val_end == pd.Timestamp("2024-01-24")
     assert ds.scaler == Scaler(mean=9.5, std=np.sqrt((18**2 - 1) / 12))  # mean/std of 1..18
-    assert ds.mase_scale == 1.0
+    assert mase_scale(ds.split.train(prices)) == 1.0  # prices 1..18 move by 1 a day
 
     def scaled(values):
         return ((np.array(values, dtype=np.float64) - 9.5) / ds.scaler.std).astype(np.float32)
@@ -89,11 +92,13 @@ def test_log_return_windows_match_hand_computed_values():
     # 9 returns r_1..r_9 (dated like p_1..p_9) -> train r_1..r_5, val r_6..r_7, test r_8..r_9.
     r = np.log(p[1:] / p[:-1])
     assert target_series(prices, "log_return").index[0] == pd.Timestamp("2024-03-02")
-    assert ds.train_end == pd.Timestamp("2024-03-06")  # date of p_5
-    assert ds.val_end == pd.Timestamp("2024-03-08")  # date of p_7
+    assert ds.split.train_end == pd.Timestamp("2024-03-06")  # date of p_5
+    assert ds.split.val_end == pd.Timestamp("2024-03-08")  # date of p_7
     assert ds.scaler.mean == pytest.approx(np.mean(r[:5]), rel=1e-12)
     assert ds.scaler.std == pytest.approx(np.std(r[:5]), rel=1e-12)
-    assert ds.mase_scale == pytest.approx(np.mean(np.abs(np.diff(p[:6]))), rel=1e-12)
+    assert mase_scale(ds.split.train(prices)) == pytest.approx(
+        np.mean(np.abs(np.diff(p[:6]))), rel=1e-12
+    )
 
     def scaled(values):
         return ((np.asarray(values) - ds.scaler.mean) / ds.scaler.std).astype(np.float32)
@@ -157,7 +162,7 @@ def test_changing_prices_after_an_origin_leaves_that_windows_inputs_unchanged(ta
 def test_changing_any_val_or_test_price_leaves_scaler_and_train_windows_unchanged(target):
     prices = make_prices()
     base = make_dataset(prices, target=target, **CONFIG)
-    later = np.flatnonzero(prices.index > base.train_end)
+    later = np.flatnonzero(prices.index > base.split.train_end)
     assert len(later) > 40
 
     for pos in later:
@@ -165,8 +170,8 @@ def test_changing_any_val_or_test_price_leaves_scaler_and_train_windows_unchange
         changed.iloc[pos] *= 3.0
         ds = make_dataset(changed, target=target, **CONFIG)
         assert ds.scaler == base.scaler
-        assert ds.mase_scale == base.mase_scale
-        assert ds.train_end == base.train_end
+        assert mase_scale(ds.split.train(changed)) == mase_scale(base.split.train(prices))
+        assert ds.split.train_end == base.split.train_end
         np.testing.assert_array_equal(ds.train.inputs, base.train.inputs)
         np.testing.assert_array_equal(ds.train.targets, base.train.targets)
         np.testing.assert_array_equal(ds.train.actual_prices, base.train.actual_prices)
@@ -179,16 +184,16 @@ def test_splits_are_chronological_and_disjoint_in_targets(target):
     h = ds.horizon
     train, val, test = (target_dates(prices, w, h) for w in (ds.train, ds.val, ds.test))
 
-    assert train.max() <= ds.train_end < val.min()
-    assert val.max() <= ds.val_end < test.min()
+    assert train.max() <= ds.split.train_end < val.min()
+    assert val.max() <= ds.split.val_end < test.min()
     assert test.max() == prices.index[-1]  # the test part is used to the end
     # Every input bar of a window is at or before its origin.
     for w in (ds.train, ds.val, ds.test):
         assert (w.origin_dates < target_dates(prices, w, h)[:, 0]).all()
         assert w.origin_dates.is_monotonic_increasing
     # Val and test start at the first origin whose targets lie fully inside them.
-    assert val[0, 0] == prices.index[prices.index > ds.train_end][0]
-    assert test[0, 0] == prices.index[prices.index > ds.val_end][0]
+    assert val[0, 0] == prices.index[prices.index > ds.split.train_end][0]
+    assert test[0, 0] == prices.index[prices.index > ds.split.val_end][0]
 
 
 # --- stride and views -------------------------------------------------------------------------
@@ -268,6 +273,29 @@ def test_encoder_inputs_equal_the_last_window_inputs_built_from_the_same_data(ta
     np.testing.assert_array_equal(x, ds.test.inputs[-1:])
 
 
+@pytest.mark.parametrize("target", ["log_return", "price"])
+def test_window_inputs_at_any_origins_equal_the_windows_cut_for_training(target):
+    """What a model is fed to forecast equals what it was trained and validated on."""
+    prices = make_prices()
+    ds = make_dataset(prices, target=target, **CONFIG)
+    for w in (ds.train, ds.val, ds.test):
+        got = window_inputs(
+            prices, w.origin_index, lookback=ds.lookback, scaler=ds.scaler, target=target
+        )
+        np.testing.assert_array_equal(got, w.inputs)
+
+
+def test_window_inputs_refuse_an_origin_without_a_full_window():
+    prices = make_prices(30)
+    scaler = Scaler(mean=0.0, std=1.0)
+    kwargs = dict(lookback=8, scaler=scaler, target="log_return")
+    assert window_inputs(prices, np.array([8, 29]), **kwargs).shape == (2, 8, 1)
+    with pytest.raises(DataError, match="first possible origin is position 8"):
+        window_inputs(prices, np.array([7]), **kwargs)
+    with pytest.raises(DataError, match="must lie inside the series"):
+        window_inputs(prices, np.array([30]), **kwargs)
+
+
 def test_encoder_inputs_on_a_too_short_series_say_how_many_bars_are_needed():
     prices = make_prices(8)
     scaler = Scaler(mean=0.0, std=1.0)
@@ -342,7 +370,7 @@ def test_scaler_matches_scikit_learn_standard_scaler_on_the_training_part():
     prices = pd.Series(50 * np.exp(np.cumsum(rng.normal(0, 0.02, 400))), index=dates)
     dataset = make_dataset(prices, lookback=10, horizon=3)
     returns = np.log(prices / prices.shift(1)).dropna()
-    train_part = returns[returns.index <= dataset.train_end].to_numpy()[:, None]
+    train_part = returns[returns.index <= dataset.split.train_end].to_numpy()[:, None]
     reference = StandardScaler().fit(train_part)
     assert dataset.scaler.mean == pytest.approx(reference.mean_[0], rel=1e-12)
     assert dataset.scaler.std == pytest.approx(reference.scale_[0], rel=1e-12)

@@ -1,0 +1,606 @@
+"""Benchmark: our TF1-graph seq2seq LSTM against a Keras 3 encoder-decoder of the same shape.
+
+Run it from the repository root with `python benchmarks/bench.py`; `--help` lists flags. Its
+peers come with the `bench` extra (`pip install -e ".[bench]"`).
+
+What is measured, per workload and implementation, all in one process:
+
+- training throughput: windows/second of one optimiser step (teacher-forced MSE, Adam, gradient
+  clipping by global norm) on random float32 data;
+- inference latency: milliseconds of one autoregressive forecast call for a single window and for
+  a batch (256 windows by default), numpy in and numpy out, as a caller sees it.
+
+Implementations:
+
+- `ours/<encoder>`: `Seq2SeqModel` with each encoder in
+  `forecaster.models.seq2seq.lstm.SEQUENCE_IMPLEMENTATIONS` (its decoder runs `lstm_step`,
+  unrolled over the horizon, for teacher forcing and for decoding alike);
+- `keras`: `keras.layers.LSTM` encoder layers with `return_state`, their `[h, c]` handed to decoder
+  LSTM layers as `initial_state`, teacher forcing with the same decoder inputs (last observed
+  target, then `targets[:-1]`, built inside the model as ours builds them inside its graph),
+  `Dense(1)`, MSE, `Adam(global_clipnorm=...)`. Its train step is `model.train_on_batch`, Keras's
+  own compiled step (faster here than a hand-written `tf.function` GradientTape step). Its
+  forecast is a `tf.function` that runs the encoder, then steps each decoder layer's cell
+  `horizon` times, feeding back its own prediction: the same algorithm as ours. No XLA for either
+  side (Keras's own default on CPU-only machines).
+
+Method: every implementation of a workload is built and warmed up first (graph building,
+`tf.function` tracing and first-call allocation are excluded), then timed in interleaved rounds
+(each round times every implementation once), so a slow period on a shared machine hits all of
+them rather than whichever happened to be running. A round times `--steps` consecutive train
+steps (one throughput sample) and `--infer-calls` single forecast calls per batch size (one
+latency sample each). Figures are medians over all samples; `±` is half the interquartile range
+as a percentage of the median. Ratios are ours/keras from the same run: throughput ratio > 1 and
+latency ratio < 1 mean ours is faster.
+
+Threads: our Session takes `intra_op_threads`/`inter_op_threads` in its `ConfigProto`; Keras runs
+in TF's eager context, whose thread pools are fixed once the context initialises. So the
+benchmark sets `tf.config.threading` before creating any eager tensor and reads the values back;
+if a caller has already initialised the context with other values, it refuses to run rather than
+compare unequal thread budgets.
+
+Caveats: random data (LSTM cost does not depend on values); one machine, one process, wall-clock
+time, so other load on the machine adds noise (the report prints load averages and how many
+CPUs other processes kept busy during the run; look at `±` too), and an implementation that
+spreads over both threads suffers more from such load than one that mostly uses one; the
+Keras LSTM multiplies input and recurrent state separately (two matmuls per step) where our cell
+concatenates them (one), which is part of what is being compared; the Keras model gets Keras's
+default initialisers, which does not change the amount of work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from forecaster.models.seq2seq.lstm import SEQUENCE_IMPLEMENTATIONS
+from forecaster.models.seq2seq.network import Seq2SeqModel
+from forecaster.models.seq2seq.spec import ModelSpec
+
+KERAS = "keras"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One model shape and batch size. `infer_batch` is the larger inference batch."""
+
+    name: str
+    batch: int
+    lookback: int
+    horizon: int
+    num_features: int
+    num_units: int
+    num_layers: int
+    infer_batch: int = 256
+
+    def describe(self) -> str:
+        return (
+            f"{self.name}: train batch {self.batch}, lookback {self.lookback}, "
+            f"horizon {self.horizon}, {self.num_features} input features, "
+            f"{self.num_layers} layer(s) x {self.num_units} units"
+        )
+
+
+WORKLOADS = {
+    # The shape `python -m forecaster train` runs by default (conf/): what chose model.encoder.
+    "default": Workload(
+        "default", batch=64, lookback=60, horizon=5, num_features=1, num_units=64, num_layers=1
+    ),
+    "W1": Workload(
+        "W1", batch=256, lookback=60, horizon=20, num_features=5, num_units=64, num_layers=1
+    ),
+    # W2 keeps W1's five input features.
+    "W2": Workload(
+        "W2", batch=64, lookback=120, horizon=20, num_features=5, num_units=128, num_layers=2
+    ),
+}
+
+
+def quick(workload: Workload) -> Workload:
+    """A tiny version of `workload` with the same number of layers: for smoke tests only."""
+    return replace(
+        workload, batch=8, lookback=12, horizon=4, num_features=2, num_units=8, infer_batch=16
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long to measure, and with how many threads."""
+
+    rounds: int = 10  # interleaved rounds; each yields one throughput sample per implementation
+    steps: int = 10  # timed train steps per round
+    infer_calls: int = 10  # timed forecast calls per batch size per round
+    warmup: int = 3  # untimed train steps and forecast calls per batch size, before round 1
+    intra_op: int = 2
+    inter_op: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("rounds", "steps", "infer_calls"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}={getattr(self, key)!r} is invalid: expected >= 1.")
+        if self.warmup < 0:
+            raise ValueError(f"warmup={self.warmup!r} is invalid: expected >= 0.")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Samples of one figure (windows/s or ms); the median is what gets reported."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def spread(self) -> float:
+        """Half the interquartile range relative to the median (0.05 = ±5%).
+
+        Quartiles rather than min-max: one call preempted by another process should widen the
+        spread a little, not dominate it.
+        """
+        if len(self.samples) < 2:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.samples, n=4)
+        return (q3 - q1) / 2 / self.median
+
+
+@dataclass(frozen=True)
+class Measurement:
+    workload: Workload
+    implementation: str  # "ours/fused", "ours/while_loop" or "keras"
+    train_windows_per_s: Timing
+    infer_ms_one: Timing  # one window
+    infer_ms_batch: Timing  # workload.infer_batch windows
+
+
+@dataclass(frozen=True)
+class Ratios:
+    """ours/keras from the same run."""
+
+    train: float  # windows/s: > 1 means ours is faster
+    infer_one: float  # ms: < 1 means ours is faster
+    infer_batch: float  # ms: < 1 means ours is faster
+
+
+def ratios(ours: Measurement, reference: Measurement) -> Ratios:
+    return Ratios(
+        train=ours.train_windows_per_s.median / reference.train_windows_per_s.median,
+        infer_one=ours.infer_ms_one.median / reference.infer_ms_one.median,
+        infer_batch=ours.infer_ms_batch.median / reference.infer_ms_batch.median,
+    )
+
+
+# -- threads -------------------------------------------------------------------------------------
+def configure_threads(intra_op: int, inter_op: int) -> None:
+    """Give TF's eager context (where Keras runs) the thread counts our Session gets.
+
+    Must run before the eager context initialises (the first eager tensor); afterwards it only
+    accepts the counts already in effect, and refuses to compare unequal thread budgets.
+    """
+    current = (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
+    if current == (intra_op, inter_op):
+        # Also the only safe path after initialisation: TF's setters compare against the
+        # value last set, not the one in effect, so re-setting an unset default (0) raises.
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"TensorFlow's eager context already runs with intra-op/inter-op threads {current}; "
+            f"cannot switch to ({intra_op}, {inter_op}). Call the benchmark before any other "
+            "TensorFlow eager work, or pass the current counts."
+        ) from error
+
+
+# -- the two implementations behind one interface ------------------------------------------------
+class Runner(Protocol):
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray) -> float: ...
+    def forecast(self, inputs: np.ndarray) -> np.ndarray: ...
+    def close(self) -> None: ...
+
+
+class OursRunner:
+    """`Seq2SeqModel` as a caller uses it: numpy in, numpy out, one Session per model."""
+
+    def __init__(self, workload: Workload, encoder: str, settings: Settings) -> None:
+        spec = ModelSpec(
+            horizon=workload.horizon,
+            num_features=workload.num_features,
+            num_units=workload.num_units,
+            num_layers=workload.num_layers,
+            encoder=encoder,
+        )
+        self.model = Seq2SeqModel(
+            spec,
+            seed=settings.seed,
+            intra_op_threads=settings.intra_op,
+            inter_op_threads=settings.inter_op,
+        )
+
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray) -> float:
+        return self.model.train_step(inputs, targets)
+
+    def forecast(self, inputs: np.ndarray) -> np.ndarray:
+        return self.model.forecast(inputs).forecast
+
+    def close(self) -> None:
+        self.model.close()
+
+
+class KerasRunner:
+    """The Keras 3 reference: same shape, same decoder inputs, same loss and optimiser."""
+
+    def __init__(self, workload: Workload, settings: Settings) -> None:
+        spec = ModelSpec(horizon=workload.horizon)  # only for the shared optimiser defaults
+        w = workload
+        keras.utils.set_random_seed(settings.seed)  # initial weights, as ours are seeded
+        self.horizon = w.horizon
+        encoder_inputs = keras.Input((w.lookback, w.num_features))
+        targets = keras.Input((w.horizon,))
+
+        # Encoder: every layer hands its final [h, c] over, like ours does layer k to layer k.
+        x, states = encoder_inputs, []
+        for k in range(w.num_layers):
+            last = k == w.num_layers - 1
+            x, h, c = keras.layers.LSTM(
+                w.num_units, return_sequences=not last, return_state=True, name=f"encoder_{k}"
+            )(x)
+            states.append([h, c])
+        # Flat outputs [h_0, c_0, h_1, c_1, ...]: Keras does not keep nested lists as outputs.
+        self.encoder = keras.Model(encoder_inputs, [t for state in states for t in state])
+
+        # Teacher forcing built in the model, as in our graph (which is also fed the targets):
+        # the last observed target, then the true targets.
+        previous_true = keras.ops.concatenate([encoder_inputs[:, -1:, 0], targets[:, :-1]], axis=1)[
+            :, :, None
+        ]
+        self.decoder_layers = [
+            keras.layers.LSTM(w.num_units, return_sequences=True, name=f"decoder_{k}")
+            for k in range(w.num_layers)
+        ]
+        self.projection = keras.layers.Dense(1, name="projection")
+        y = previous_true
+        for layer, state in zip(self.decoder_layers, states, strict=True):
+            y = layer(y, initial_state=state)
+        outputs = keras.layers.Reshape((w.horizon,))(self.projection(y))
+        self.model = keras.Model([encoder_inputs, targets], outputs)
+        # `train_on_batch` runs Keras's own compiled train step; a hand-written tf.function
+        # around GradientTape + apply_gradients measured a few percent slower (TF 2.21,
+        # Keras 3.15), so the reference gets the faster one. No XLA, like ours (and like
+        # Keras's own "auto" on CPU-only machines).
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(spec.learning_rate, global_clipnorm=spec.clip_norm),
+            loss="mse",
+            jit_compile=False,
+        )
+
+        # A fixed signature: one trace, never a retrace inside the timed region. No AutoGraph,
+        # as in Keras's own compiled functions: the decode loop is meant to stay Python.
+        self._forecast = tf.function(
+            self._decode,
+            input_signature=[tf.TensorSpec([None, w.lookback, w.num_features], tf.float32)],
+            autograph=False,
+        )
+
+    def _decode(self, inputs: tf.Tensor) -> tf.Tensor:
+        flat = self.encoder(inputs, training=False)
+        states = [list(flat[k : k + 2]) for k in range(0, len(flat), 2)]
+        prediction = inputs[:, -1, :1]  # [B, 1]: the last observed target
+        predictions = []
+        # A Python loop, like ours: `horizon` is fixed, so the trace is a static unrolled chain.
+        for _ in range(self.horizon):
+            x = prediction
+            for k, layer in enumerate(self.decoder_layers):
+                x, states[k] = layer.cell(x, states[k], training=False)
+            prediction = self.projection(x)
+            predictions.append(prediction)
+        return tf.concat(predictions, axis=1)
+
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray) -> float:
+        # The targets are also the model's second input: it builds the decoder inputs from them.
+        return float(self.model.train_on_batch([inputs, targets], targets))
+
+    def forecast(self, inputs: np.ndarray) -> np.ndarray:
+        return self._forecast(inputs).numpy()
+
+    def close(self) -> None:
+        pass  # Keras state is dropped with the runner; clear_session runs per workload.
+
+
+# -- measuring -----------------------------------------------------------------------------------
+def _seconds(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def measure_workload(workload: Workload, settings: Settings) -> list[Measurement]:
+    """Build, warm up and time every implementation of one workload, interleaved by round."""
+    rng = np.random.default_rng(settings.seed)
+    w = workload
+    inputs = rng.standard_normal((w.batch, w.lookback, w.num_features), dtype=np.float32)
+    targets = rng.standard_normal((w.batch, w.horizon), dtype=np.float32)
+    one = rng.standard_normal((1, w.lookback, w.num_features), dtype=np.float32)
+    many = rng.standard_normal((w.infer_batch, w.lookback, w.num_features), dtype=np.float32)
+
+    runners: dict[str, Runner] = {}
+    for encoder in SEQUENCE_IMPLEMENTATIONS:
+        _progress(f"[{w.name}] building ours/{encoder}")
+        runners[f"ours/{encoder}"] = OursRunner(w, encoder, settings)
+    _progress(f"[{w.name}] building {KERAS}")
+    runners[KERAS] = KerasRunner(w, settings)
+
+    try:
+        for name, runner in runners.items():
+            _progress(f"[{w.name}] warming up {name}")
+            for _ in range(max(settings.warmup, 1)):  # >= 1: the first call traces/allocates
+                runner.train_step(inputs, targets)
+                runner.forecast(one)
+                runner.forecast(many)
+
+        train: dict[str, list[float]] = {name: [] for name in runners}
+        infer_one: dict[str, list[float]] = {name: [] for name in runners}
+        infer_many: dict[str, list[float]] = {name: [] for name in runners}
+        for round_ in range(settings.rounds):
+            _progress(f"[{w.name}] round {round_ + 1}/{settings.rounds}")
+            for name, runner in runners.items():
+                elapsed = _seconds(
+                    lambda runner=runner: [
+                        runner.train_step(inputs, targets) for _ in range(settings.steps)
+                    ]
+                )
+                train[name].append(w.batch * settings.steps / elapsed)
+                for _ in range(settings.infer_calls):
+                    infer_one[name].append(1e3 * _seconds(lambda r=runner: r.forecast(one)))
+                for _ in range(settings.infer_calls):
+                    infer_many[name].append(1e3 * _seconds(lambda r=runner: r.forecast(many)))
+    finally:
+        for runner in runners.values():
+            runner.close()
+        # Drop Keras's global graph state so the next workload starts clean.
+        keras.backend.clear_session()
+
+    return [
+        Measurement(
+            w,
+            name,
+            Timing(tuple(train[name])),
+            Timing(tuple(infer_one[name])),
+            Timing(tuple(infer_many[name])),
+        )
+        for name in runners
+    ]
+
+
+def run_benchmark(workloads: Sequence[Workload], settings: Settings) -> list[Measurement]:
+    """Measure every workload. Sets TF's eager thread counts first (see `configure_threads`)."""
+    configure_threads(settings.intra_op, settings.inter_op)
+    measurements = []
+    for workload in workloads:
+        measurements.extend(measure_workload(workload, settings))
+    return measurements
+
+
+# -- reporting -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MachineFacts:
+    cpu: str
+    cpu_count: int | None  # os.cpu_count(): CPUs in the machine
+    usable_cpus: int  # CPUs this process may run on (affinity / container limits)
+    load_average: tuple[float, float, float] | None
+    python: str
+    tensorflow: str
+    keras: str
+    numpy: str
+    eager_threads: tuple[int, int]  # (intra-op, inter-op) as TF reports them for Keras
+    # Clocks for "how busy was the machine apart from us" between two snapshots:
+    wall_seconds: float  # time.monotonic()
+    own_cpu_seconds: float  # this process's user + system CPU time
+    machine_cpu_seconds: tuple[float, float] | None  # all CPUs' (busy, steal), Linux only
+
+    @classmethod
+    def collect(cls) -> MachineFacts:
+        return cls(
+            cpu=_cpu_model(),
+            cpu_count=os.cpu_count(),
+            usable_cpus=len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 0,
+            load_average=os.getloadavg() if hasattr(os, "getloadavg") else None,
+            python=platform.python_version(),
+            tensorflow=tf.__version__,
+            keras=keras.__version__,
+            numpy=np.__version__,
+            eager_threads=(
+                tf.config.threading.get_intra_op_parallelism_threads(),
+                tf.config.threading.get_inter_op_parallelism_threads(),
+            ),
+            wall_seconds=time.monotonic(),
+            own_cpu_seconds=sum(os.times()[:2]),
+            machine_cpu_seconds=_machine_cpu_seconds(),
+        )
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _machine_cpu_seconds() -> tuple[float, float] | None:
+    """CPU seconds since boot over all CPUs: (busy, stolen by the hypervisor), from /proc/stat."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(field) for field in stat.readline().split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    except (OSError, ValueError):
+        return None
+    per_second = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / per_second, steal / per_second
+
+
+def _other_load(before: MachineFacts, after: MachineFacts) -> str:
+    """What else used the CPUs while we measured: the noise figure on a shared machine."""
+    if before.machine_cpu_seconds is None or after.machine_cpu_seconds is None:
+        return "n/a (no /proc/stat)"
+    wall = after.wall_seconds - before.wall_seconds
+    if wall <= 0:
+        return "n/a (no time passed)"
+    busy = after.machine_cpu_seconds[0] - before.machine_cpu_seconds[0]
+    steal = after.machine_cpu_seconds[1] - before.machine_cpu_seconds[1]
+    own = after.own_cpu_seconds - before.own_cpu_seconds
+    return (
+        f"this process used {own / wall:.2f} CPUs on average, other processes "
+        f"{max(busy - own, 0.0) / wall:.2f}, hypervisor steal {steal / wall:.2f} "
+        f"(over {wall:.0f} s)"
+    )
+
+
+def _load(load: tuple[float, float, float] | None) -> str:
+    return "n/a" if load is None else " ".join(f"{x:.2f}" for x in load)
+
+
+def _cell(timing: Timing, digits: int) -> str:
+    return f"{timing.median:.{digits}f} ±{100 * timing.spread:.0f}%"
+
+
+def format_report(
+    measurements: Sequence[Measurement],
+    settings: Settings,
+    before: MachineFacts,
+    after: MachineFacts,
+) -> str:
+    """The printed tables: machine facts, method, then one table per workload."""
+    lines = [
+        "forecaster benchmark: ours (TF1 graph + Session) vs Keras 3 reference",
+        f"machine: {before.cpu}, {before.cpu_count} CPUs ({before.usable_cpus} usable); "
+        f"load average (1/5/15 min) {_load(before.load_average)} before, "
+        f"{_load(after.load_average)} after",
+        f"during the run: {_other_load(before, after)}",
+        f"versions: Python {before.python}, TensorFlow {before.tensorflow}, "
+        f"Keras {before.keras}, numpy {before.numpy}",
+        f"threads: ours Session intra-op {settings.intra_op}, inter-op {settings.inter_op}; "
+        f"keras eager context intra-op {after.eager_threads[0]}, "
+        f"inter-op {after.eager_threads[1]} (read back from TF)",
+        f"method: {settings.warmup} warm-up steps/calls untimed; {settings.rounds} interleaved "
+        f"rounds x ({settings.steps} train steps + {settings.infer_calls} forecast calls per "
+        "batch size); medians, ± = half the interquartile range",
+        "keras: train step = model.train_on_batch (compiled, Adam(global_clipnorm), MSE); "
+        "forecast = tf.function autoregressive cell loop; no XLA on either side",
+        "ratios are ours/keras: train ratio > 1 = ours faster; infer ratios < 1 = ours faster",
+    ]
+    by_workload: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        by_workload.setdefault(m.workload.name, []).append(m)
+    for rows in by_workload.values():
+        workload = rows[0].workload
+        reference = next(m for m in rows if m.implementation == KERAS)
+        batch = workload.infer_batch
+        header = (
+            f"{'implementation':<16} {'train win/s':>14} {'infer ms (1)':>14} "
+            f"{f'infer ms ({batch})':>16} {'train ratio':>12} {'infer(1) ratio':>15} "
+            f"{f'infer({batch}) ratio':>17}"
+        )
+        lines += ["", workload.describe(), header, "-" * len(header)]
+        for m in rows:
+            if m is reference:
+                ratio_cells = ("(reference)", "", "")
+            else:
+                r = ratios(m, reference)
+                ratio_cells = (f"{r.train:.2f}", f"{r.infer_one:.2f}", f"{r.infer_batch:.2f}")
+            lines.append(
+                f"{m.implementation:<16} {_cell(m.train_windows_per_s, 0):>14} "
+                f"{_cell(m.infer_ms_one, 2):>14} {_cell(m.infer_ms_batch, 2):>16} "
+                f"{ratio_cells[0]:>12} {ratio_cells[1]:>15} {ratio_cells[2]:>17}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/bench.py",
+        description="Time our seq2seq LSTM against a Keras 3 reference of the same shape.",
+    )
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=defaults.rounds,
+        help="interleaved timed rounds (throughput samples per implementation)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=defaults.steps, help="timed train steps per round"
+    )
+    parser.add_argument(
+        "--infer-calls",
+        type=int,
+        default=defaults.infer_calls,
+        help="timed forecast calls per batch size per round",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=defaults.warmup,
+        help="untimed train steps and forecast calls before timing",
+    )
+    parser.add_argument("--intra-op", type=int, default=defaults.intra_op)
+    parser.add_argument("--inter-op", type=int, default=defaults.inter_op)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny models, 2 rounds x 2 steps (overrides --repeats, --steps, --infer-calls, "
+        "--warmup): a smoke test, not a measurement",
+    )
+    args = parser.parse_args(argv)
+
+    workloads = [WORKLOADS[name] for name in args.workloads]
+    settings = Settings(
+        rounds=args.repeats,
+        steps=args.steps,
+        infer_calls=args.infer_calls,
+        warmup=args.warmup,
+        intra_op=args.intra_op,
+        inter_op=args.inter_op,
+        seed=args.seed,
+    )
+    if args.quick:
+        workloads = [quick(w) for w in workloads]
+        settings = replace(settings, rounds=2, steps=2, infer_calls=2, warmup=1)
+
+    before = MachineFacts.collect()
+    measurements = run_benchmark(workloads, settings)
+    after = MachineFacts.collect()
+    print(format_report(measurements, settings, before, after))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Hydra's config groups, shipped in the package as `forecaster.conf` (see pyproject.toml)."""

@@ -1,0 +1,89 @@
+"""`python -m forecaster predict run_id=<id>`: forecast the next prices with a logged model.
+
+Cold start (default): encode the last `lookback` bars from a zero state, as in training.
+Warm start (`warm_start=true`): take the encoder state the run logged for its last test window
+and carry it over every bar since, then forecast.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from forecaster import tracking
+from forecaster.cli import config
+from forecaster.data import load_prices
+from forecaster.errors import ConfigError, DataError, ForecasterError
+from forecaster.serving import OnlineForecaster, PriceForecast
+
+log = logging.getLogger(__name__)
+
+
+def predict(cfg: DictConfig) -> pd.DataFrame:
+    if not cfg.run_id and not cfg.model_uri:
+        raise ConfigError("say which model to use: run_id=<MLflow run id> or model_uri=<URI>")
+    if cfg.warm_start and not cfg.run_id:
+        raise ConfigError("warm_start=true needs run_id=<id>: the states are the run's artifacts")
+    tracking.connect(cfg.tracking.uri)
+    model = tracking.load_model(cfg.model_uri or f"runs:/{cfg.run_id}/model")
+    trained = model.preprocessing
+    series = load_prices(
+        cfg.data.path, cfg.data.date_column, cfg.data.price_column or trained.price_column
+    )
+    prices = series.prices
+    if cfg.warm_start:
+        forecast, how = _warm_start(cfg.run_id, model, prices)
+    else:
+        forecast = model.forecast(prices)
+        how = f"cold start on the last {trained.lookback} bars"
+    frame = forecast.to_frame().drop(columns="state")
+    last_date = prices.index[-1]
+    output = Path(cfg.output or f"predictions/{cfg.run_id or 'model'}_{last_date:%Y-%m-%d}.csv")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(output, index=False, date_format="%Y-%m-%d")
+    print(
+        f"{series.path.name} {series.price_column}: {prices.iloc[-1]:.4f} on {last_date:%Y-%m-%d}"
+        f" ({how})\n{frame.to_string(index=False)}\nwritten to {output.resolve()}"
+    )
+    return frame
+
+
+def _warm_start(run_id: str, model, prices: pd.Series) -> tuple[PriceForecast, str]:
+    state, _ = tracking.load_final_states(run_id)
+    origin = state.last_date
+    if origin not in prices.index:
+        raise DataError(
+            f"warm start: the run's state is for the bar of {origin:%Y-%m-%d}, which is not in "
+            f"the data ({prices.index[0]:%Y-%m-%d} to {prices.index[-1]:%Y-%m-%d}); use a file "
+            f"that continues the training series, or drop warm_start=true"
+        )
+    if not np.isclose(prices[origin], state.last_price, rtol=1e-6):
+        raise DataError(
+            f"warm start: on {origin:%Y-%m-%d} the data has price {prices[origin]:.6f} but the "
+            f"run saw {state.last_price:.6f}: this is not the series the model was trained on"
+        )
+    new_bars = prices[prices.index > origin]
+    if new_bars.empty:
+        raise DataError(
+            f"warm start: no bars after {origin:%Y-%m-%d} to carry the state over; the data "
+            f"ends there"
+        )
+    forecast = OnlineForecaster(model, state).update(new_bars)
+    return forecast, f"warm start from {origin:%Y-%m-%d}, carried over {len(new_bars)} bars"
+
+
+@hydra.main(config_path=config.CONFIG_PATH, config_name="predict", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        predict(cfg)
+    except ForecasterError as error:
+        log.error("%s", error)
+        raise SystemExit(1) from None
+
+
+config.register()

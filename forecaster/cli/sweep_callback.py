@@ -1,0 +1,43 @@
+"""Hydra callback: a sweep (`-m`) is one MLflow parent run with a child run per job.
+
+The parent is created in the launching process before any job starts and summarised when all
+have ended; each job finds it by the sweep directory (`tracking.sweeps.find_sweep`), so this
+works with any launcher, in-process, parallel or on a cluster, as long as jobs reach the
+tracking store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from forecaster.tracking.sweeps import finish_sweep, start_sweep
+
+
+def sweep_dir(directory: str) -> str:
+    """The sweep's identity: its output directory (`hydra.sweep.dir`), absolute."""
+    return str(Path(directory).absolute())
+
+
+class MlflowSweepCallback(Callback):
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.parent_run_id = start_sweep(
+            config.tracking.uri,
+            config.tracking.experiment_name,
+            sweep_dir=sweep_dir(config.hydra.sweep.dir),
+            overrides=list(config.hydra.overrides.task),
+            artifact_location=config.tracking.artifact_location,
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.parent_run_id is not None:
+            objective = config.objective
+            finish_sweep(
+                config.tracking.uri, self.parent_run_id, objective.metric, objective.direction
+            )

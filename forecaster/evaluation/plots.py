@@ -1,0 +1,79 @@
+"""Figures for review: forecasts against actuals in price space, and the learning curve."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # runs headless: sweeps, CI, servers
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from forecaster.evaluation.evaluate import Evaluation  # noqa: E402
+from forecaster.training.history import History  # noqa: E402
+
+
+def forecast_figure(
+    prices: pd.Series, evaluation: Evaluation, n_origins: int = 4, history_bars: int = 60
+) -> Figure:
+    """History, actual and forecast (and the naive random walk) at evenly spaced test origins."""
+    forecast = evaluation.forecast
+    horizon = forecast.prices.shape[1]
+    picks = np.unique(np.linspace(0, len(forecast) - 1, num=max(1, n_origins)).round().astype(int))
+    fig, axes = plt.subplots(len(picks), 1, figsize=(10, 2.8 * len(picks)), squeeze=False)
+    for ax, row in zip(axes[:, 0], picks, strict=True):
+        origin = int(forecast.origins[row])
+        history = prices.iloc[max(0, origin - history_bars) : origin + 1]
+        future = prices.index[origin + 1 : origin + 1 + horizon]
+        ax.plot(history.index, history.to_numpy(), color="0.35", label="history")
+        actual = evaluation.actual_prices[row]
+        ax.plot(future, actual, "o-", color="tab:blue", ms=3, label="actual")
+        ax.plot(future, forecast.prices[row], "o-", color="tab:orange", ms=3, label="forecast")
+        naive = np.repeat(prices.iloc[origin], len(future))
+        ax.plot(future, naive, "--", color="0.6", label="naive")
+        ax.axvline(prices.index[origin], color="0.8", lw=1)
+        ax.set_title(f"origin {prices.index[origin]:%Y-%m-%d}", fontsize=9)
+        ax.legend(loc="upper left", fontsize=7)
+    fig.suptitle(f"Test forecasts, horizon {horizon} ({prices.name})")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curve_figure(history: History) -> Figure:
+    epochs = np.arange(1, len(history.train_loss) + 1)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(epochs, history.train_loss, label="train_loss (teacher forced)")
+    ax.plot(epochs, history.val_loss, label="val_loss (autoregressive)")
+    ax.axvline(history.best_epoch, color="0.6", ls="--", label=f"best epoch {history.best_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (scaled target)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def sweep_figure(summary: pd.DataFrame, objective: str, direction: str = "minimize") -> Figure:
+    """One bar per sweep job: the objective, and the test RMSE skill against the random walk."""
+    names = summary["run_name"].fillna(summary["run_id"]).tolist()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(names) + 1.5), squeeze=False)
+    y = np.arange(len(names))
+    values = summary[objective]
+    best = None
+    if values.notna().any():
+        best = values.idxmax() if direction == "maximize" else values.idxmin()
+    better = "higher" if direction == "maximize" else "lower"
+    colors = ["tab:orange" if i == best else "tab:blue" for i in range(len(names))]
+    for ax, column, label in (
+        (axes[0, 0], objective, f"{objective} ({better} is better)"),
+        (axes[0, 1], "test_rmse_skill", "test RMSE skill vs naive (> 0 beats it)"),
+    ):
+        ax.barh(y, summary[column].fillna(0.0), color=colors)
+        ax.set_yticks(y, names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(label, fontsize=9)
+    axes[0, 1].axvline(0.0, color="0.4", lw=1)
+    axes[0, 1].set_yticks(y, [""] * len(names))
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,152 @@
+"""The seq2seq LSTM as a forecaster: the model protocol (`models.base`) over a `Seq2SeqModel`.
+
+`fit` turns the training prices into the target series (log returns by default), fits the scaler
+on the training part only, cuts windows, and trains the network with the training loop (early
+stopping on the validation part when there is one). `predict` encodes the `lookback` values up to
+each origin from a zero state and decodes `horizon` steps, all origins in one batch, and turns the
+scaled forecasts back into prices.
+
+Constructor arguments are the config groups they come from (`window`, `model`, `train`, plus
+`data.target` and `seed`), stored as given; what `fit` learns ends in `_`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import pandas as pd
+
+from forecaster.data.splits import TimeSplit, WindowConfig, check_target, target_offset
+from forecaster.data.windows import forecast_to_prices, make_windows, window_inputs
+from forecaster.errors import DataError
+from forecaster.models.base import Forecast, check_fitted, check_origins, check_series
+from forecaster.models.seq2seq.export import Preprocessing, export_model
+from forecaster.models.seq2seq.network import Seq2SeqModel
+from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
+from forecaster.training import Callback, EarlyStopping, TrainConfig, Trainer
+
+
+class Seq2SeqForecaster:
+    def __init__(
+        self,
+        *,
+        window: WindowConfig | None = None,
+        model: Seq2SeqConfig | None = None,
+        train: TrainConfig | None = None,
+        target: str = "log_return",
+        seed: int = 0,
+        callbacks: Sequence[Callback] = (),
+        checkpoint_dir: str | Path | None = None,
+    ) -> None:
+        check_target(target)
+        self.window = window or WindowConfig()
+        self.model = model or Seq2SeqConfig()
+        self.train = train or TrainConfig()
+        self.target = target
+        self.seed = seed
+        self.callbacks = callbacks  # run-time hooks (tracking), not hyperparameters
+        self.checkpoint_dir = checkpoint_dir
+        self.horizon = self.window.horizon
+        self.network_: Seq2SeqModel | None = None
+
+    @property
+    def min_history(self) -> int:
+        return self.window.lookback + target_offset(self.target)
+
+    def fit(self, train: pd.Series, val: pd.Series | None = None, *, resume: bool = False) -> Self:
+        """Train on `train`, early-stopping on `val` (which continues `train` in time).
+        `resume=True` continues an interrupted fit from `checkpoint_dir`."""
+        w = self.window
+        check_series(train, "the training series", self.min_history + w.horizon)
+        prices = train
+        if val is not None:
+            check_series(val, "the validation series", w.horizon)
+            if isinstance(train.index, pd.DatetimeIndex) and not val.index[0] > train.index[-1]:
+                raise DataError(
+                    f"the validation series must continue the training series: it starts on "
+                    f"{val.index[0]}, the training series ends on {train.index[-1]}"
+                )
+            prices = pd.concat([train, val])
+        split = TimeSplit.at(prices, len(train), len(prices))
+        windows = make_windows(
+            prices,
+            split,
+            lookback=w.lookback,
+            horizon=w.horizon,
+            stride=w.stride,
+            target=self.target,
+        )
+        self.close()
+        spec = ModelSpec.of(w.horizon, self.model, self.train)
+        self.network_ = Seq2SeqModel(
+            spec,
+            seed=self.seed,
+            intra_op_threads=self.train.intra_op_threads,
+            inter_op_threads=self.train.inter_op_threads,
+        )
+        callbacks = list(self.callbacks)
+        if val is not None:
+            callbacks.append(EarlyStopping(self.train.patience))
+        trainer = Trainer(
+            self.network_,
+            self.train,
+            seed=self.seed,
+            callbacks=callbacks,
+            checkpoint_dir=self.checkpoint_dir,
+        )
+        self.history_ = trainer.fit(
+            windows.train, windows.val if val is not None else None, resume=resume
+        )
+        self.scaler_ = windows.scaler
+        return self
+
+    def predict(self, prices: pd.Series, origins: np.ndarray) -> Forecast:
+        check_fitted(self, "network_")
+        origins = check_origins(prices, origins, self.min_history)
+        inputs = window_inputs(
+            prices,
+            origins,
+            lookback=self.window.lookback,
+            scaler=self.scaler_,
+            target=self.target,
+        )
+        output = self.network_.forecast(inputs)
+        origin_prices = np.asarray(prices, dtype=np.float64)[origins]
+        return Forecast(
+            origins=origins,
+            prices=forecast_to_prices(output.forecast, origin_prices, self.scaler_, self.target),
+            encoder_state=output.encoder_final_state,
+            decoder_state=output.decoder_final_state,
+        )
+
+    def export(self, path: str | Path, *, price_column: str, date_column: str) -> Path:
+        """The fitted model as a self-contained directory (`export.export_model`)."""
+        check_fitted(self, "network_")
+        preprocessing = Preprocessing(
+            target=self.target,
+            scaler_mean=self.scaler_.mean,
+            scaler_std=self.scaler_.std,
+            lookback=self.window.lookback,
+            horizon=self.horizon,
+            num_layers=self.model.num_layers,
+            num_units=self.model.num_units,
+            price_column=price_column,
+            date_column=date_column,
+        )
+        network = self.network_
+        return export_model(network.spec, network.get_weights(), preprocessing, path)
+
+    def close(self) -> None:
+        """Free the network's Session (a fitted model holds one)."""
+        if self.network_ is not None:
+            self.network_.close()
+            self.network_ = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

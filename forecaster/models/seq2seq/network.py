@@ -1,0 +1,203 @@
+"""A seq2seq network in its own `tf.Graph` with its own Session: numpy in, numpy out.
+
+Every network (each run, test and sweep job) gets a fresh graph, so building twice in one
+process never collides on variable names. It holds the training graph (`graph.py`); the
+single-step ops are added to it the first time they are used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from forecaster.models.seq2seq.graph import StepGraph, build_step_graph, build_training_graph
+from forecaster.models.seq2seq.spec import ModelSpec
+from forecaster.models.seq2seq.state import LSTMState, NumpyStates, state_feed
+
+
+class ForecastOutput(NamedTuple):
+    forecast: np.ndarray  # [B, H] scaled forecast
+    encoder_final_state: NumpyStates  # per layer (c, h): the state handed to the decoder
+    decoder_final_state: NumpyStates  # per layer (c, h): after the last forecast step
+
+
+class Seq2SeqModel:
+    """Owns a training graph built from `spec`, a Session, and the feeds/fetches to run it."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        seed: int = 0,
+        intra_op_threads: int = 2,
+        inter_op_threads: int = 1,
+    ) -> None:
+        self.spec = spec
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            # The graph-level seed makes variable initialisers and dropout masks reproducible.
+            tf.compat.v1.set_random_seed(seed)
+            self.tensors = build_training_graph(spec)
+            self._trainable = tf.compat.v1.trainable_variables()
+            # Assign ops built once: restoring weights (early stopping) adds nothing to the graph.
+            self._assign_values = {
+                v.op.name: tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape)
+                for v in self._trainable
+            }
+            self._assign = tf.group(
+                *[v.assign(self._assign_values[v.op.name]) for v in self._trainable]
+            )
+            # Checkpoints hold every variable: the weights and the optimiser's slots.
+            self._saver = tf.compat.v1.train.Saver(
+                tf.compat.v1.global_variables(), max_to_keep=None, save_relative_paths=True
+            )
+            initialize = tf.compat.v1.global_variables_initializer()
+        self._step: StepGraph | None = None
+        config = tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=intra_op_threads,
+            inter_op_parallelism_threads=inter_op_threads,
+        )
+        self.session = tf.compat.v1.Session(graph=self.graph, config=config)
+        self.session.run(initialize)
+
+    def _feed(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray | None = None,
+        initial_state: NumpyStates | None = None,
+        lengths: np.ndarray | None = None,
+    ) -> dict:
+        t = self.tensors
+        feed = {t.encoder_inputs: inputs}
+        if targets is not None:
+            feed[t.decoder_targets] = targets
+        if lengths is not None:
+            feed[t.encoder_lengths] = lengths
+        feed.update(state_feed(t.encoder_initial_state, initial_state, len(inputs)))
+        return feed
+
+    # -- training ----------------------------------------------------------------------------
+    def train_step(
+        self, inputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray | None = None
+    ) -> float:
+        """One optimiser step on a batch with dropout on. Returns the batch's teacher-forced MSE."""
+        t = self.tensors
+        feed = self._feed(inputs, targets, lengths=lengths)
+        feed[t.dropout_rate] = self.spec.dropout
+        loss, _ = self.session.run([t.loss, t.train_op], feed)
+        return float(loss)
+
+    def validation_loss(
+        self, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 1024
+    ) -> float:
+        """MSE of the autoregressive forecast over all windows (what validation measures)."""
+        total = 0.0
+        for start in range(0, len(inputs), batch_size):
+            stop = start + batch_size
+            batch_loss = self.session.run(
+                self.tensors.forecast_loss, self._feed(inputs[start:stop], targets[start:stop])
+            )
+            total += float(batch_loss) * len(inputs[start:stop])
+        return total / len(inputs)
+
+    # -- inference ---------------------------------------------------------------------------
+    def forecast(
+        self,
+        inputs: np.ndarray,
+        *,
+        initial_state: NumpyStates | None = None,
+        lengths: np.ndarray | None = None,
+    ) -> ForecastOutput:
+        """Autoregressive forecast for a batch, with the encoder and decoder final states."""
+        t = self.tensors
+        forecast, encoder_final, decoder_final = self.session.run(
+            [t.forecast, t.encoder_final_state, t.decoder_final_state],
+            self._feed(inputs, initial_state=initial_state, lengths=lengths),
+        )
+        return ForecastOutput(forecast, _as_states(encoder_final), _as_states(decoder_final))
+
+    def encode(
+        self,
+        inputs: np.ndarray,
+        *,
+        initial_state: NumpyStates | None = None,
+        lengths: np.ndarray | None = None,
+    ) -> NumpyStates:
+        """Run the encoder only; return every layer's final `(c, h)`.
+
+        Feeding the returned state back as `initial_state` for the next chunk of a series
+        continues the series: chunked encoding equals one pass (streaming).
+        """
+        fetched = self.session.run(
+            self.tensors.encoder_final_state,
+            self._feed(inputs, initial_state=initial_state, lengths=lengths),
+        )
+        return _as_states(fetched)
+
+    def forecast_step_by_step(
+        self, inputs: np.ndarray, *, initial_state: NumpyStates | None = None
+    ) -> ForecastOutput:
+        """The same forecast as `forecast`, one `sess.run` per timestep.
+
+        Encoder: each bar advances every layer's `(c, h)`, fetched and fed back through
+        placeholders. Decoder: starts from the encoder's final state and the last observed
+        value, and feeds each prediction back as the next input.
+        """
+        step = self._step_graph()
+        batch = len(inputs)
+        zeros = np.zeros((batch, self.spec.num_units), np.float32)
+        state = initial_state or tuple(LSTMState(zeros, zeros) for _ in range(self.spec.num_layers))
+        for t in range(inputs.shape[1]):
+            feed = {step.encoder_input: inputs[:, t]} | state_feed(step.encoder_state, state, batch)
+            state = _as_states(self.session.run(step.encoder_next_state, feed))
+        encoder_final = state
+        prediction = inputs[:, -1, 0]
+        predictions = []
+        for _ in range(self.spec.horizon):
+            feed = {step.decoder_input: prediction} | state_feed(step.decoder_state, state, batch)
+            prediction, fetched = self.session.run(
+                [step.decoder_prediction, step.decoder_next_state], feed
+            )
+            state = _as_states(fetched)
+            predictions.append(prediction)
+        return ForecastOutput(np.stack(predictions, axis=1), encoder_final, state)
+
+    def _step_graph(self) -> StepGraph:
+        if self._step is None:
+            with self.graph.as_default():
+                self._step = build_step_graph(self.spec, self.tensors.weights)
+        return self._step
+
+    # -- weights and checkpoints -------------------------------------------------------------
+    def get_weights(self) -> dict[str, np.ndarray]:
+        values = self.session.run(self._trainable)
+        return {v.op.name: value for v, value in zip(self._trainable, values, strict=True)}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        feed = {value: weights[name] for name, value in self._assign_values.items()}
+        self.session.run(self._assign, feed)
+
+    def save_variables(self, prefix: Path) -> None:
+        """Every variable (weights and optimiser slots) to `prefix.index` / `prefix.data-*`."""
+        with self.graph.as_default():  # outside it TF 2 runs eagerly, where a Saver refuses
+            self._saver.save(self.session, str(prefix), write_meta_graph=False, write_state=False)
+
+    def restore_variables(self, prefix: Path) -> None:
+        with self.graph.as_default():
+            self._saver.restore(self.session, str(prefix))
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> Seq2SeqModel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _as_states(fetched) -> NumpyStates:
+    return tuple(LSTMState(np.asarray(s.c), np.asarray(s.h)) for s in fetched)

@@ -1,0 +1,80 @@
+"""What shapes a seq2seq model: the `model` config group and the full spec of one graph.
+
+No TensorFlow here: the config schema imports these, and composing a config should not take
+TensorFlow's import time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from forecaster.errors import ConfigError
+from forecaster.training.loop import TrainConfig
+
+# How the encoder runs over time (forecaster.models.seq2seq.lstm): the same numbers either way.
+ENCODERS = ("fused", "while_loop")
+
+
+@dataclass
+class Seq2SeqConfig:
+    """The `model` config group."""
+
+    num_units: int = 64  # LSTM units per layer, encoder and decoder alike
+    num_layers: int = 1
+    dropout: float = 0.0  # rate on every layer's outputs, training only
+    # fused (TensorFlow's BlockLSTM kernel) or while_loop (tf.while_loop + TensorArray): the
+    # same numbers; the benchmark (benchmarks/bench.py) chose the default.
+    encoder: str = "fused"
+
+    def __post_init__(self) -> None:
+        _check("model.num_units", self.num_units, _positive_int, "an integer >= 1")
+        _check("model.num_layers", self.num_layers, _positive_int, "an integer >= 1")
+        _check("model.dropout", self.dropout, lambda v: 0.0 <= v < 1.0, "a rate in [0, 1)")
+        _check("model.encoder", self.encoder, lambda v: v in ENCODERS, f"one of {ENCODERS}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that shapes one graph; defaults are the config groups' defaults."""
+
+    horizon: int  # window.horizon
+    num_features: int = 1
+    num_units: int = Seq2SeqConfig.num_units
+    num_layers: int = Seq2SeqConfig.num_layers
+    dropout: float = Seq2SeqConfig.dropout
+    encoder: str = Seq2SeqConfig.encoder
+    learning_rate: float = TrainConfig.learning_rate
+    clip_norm: float = TrainConfig.clip_norm
+
+    def __post_init__(self) -> None:
+        _check("window.horizon", self.horizon, _positive_int, "an integer >= 1")
+        _check("num_features", self.num_features, _positive_int, "an integer >= 1")
+        Seq2SeqConfig(self.num_units, self.num_layers, self.dropout, self.encoder)
+        for key in ("learning_rate", "clip_norm"):
+            value = getattr(self, key)
+            _check(f"train.{key}", value, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+
+    @classmethod
+    def of(
+        cls, horizon: int, model: Seq2SeqConfig, train: TrainConfig, num_features: int = 1
+    ) -> ModelSpec:
+        return cls(
+            horizon=horizon,
+            num_features=num_features,
+            num_units=model.num_units,
+            num_layers=model.num_layers,
+            dropout=model.dropout,
+            encoder=model.encoder,
+            learning_rate=train.learning_rate,
+            clip_norm=train.clip_norm,
+        )
+
+
+def _positive_int(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
+
+
+def _check(key: str, value, ok, expected: str) -> None:
+    if not ok(value):
+        raise ConfigError(f"{key}={value!r} is invalid: expected {expected}.")

@@ -1,0 +1,128 @@
+"""Forecasting prices from an exported model (`forecaster.models.seq2seq.export`).
+
+`ExportedForecaster` loads an exported directory into its own graph and Session and turns a
+price series into a price forecast, cold (from a zero state) or warm (carrying a given state
+over new bars). It needs no graph-building code, so a model keeps working when the code that
+trained it changes. The MLflow pyfunc wrapper (`forecaster.tracking.pyfunc`) delegates here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from forecaster.data.io import prices_from_frame
+from forecaster.data.windows import continuation_inputs, encoder_inputs, forecast_to_prices
+from forecaster.models.seq2seq.export import (
+    SAVED_MODEL_DIR,
+    SERVING_TAG,
+    SIGNATURE_KEY,
+    Preprocessing,
+)
+from forecaster.models.seq2seq.state import LSTMState, NumpyStates, pack, state_feed, unpack
+
+
+@dataclass(frozen=True)
+class PriceForecast:
+    prices: np.ndarray  # [horizon] forecast prices
+    dates: pd.DatetimeIndex | None  # the next `horizon` business days, when dates are known
+    encoder_final_state: NumpyStates  # batch of 1; what the decoder started from
+    decoder_final_state: NumpyStates
+
+    def to_frame(self) -> pd.DataFrame:
+        """Columns `step`, `date` (when known), `forecast`, and `state`: the encoder's state
+        after the last input bar, packed `[c_0, h_0, c_1, h_1, ...]`, the same on every row."""
+        frame = pd.DataFrame({"step": np.arange(1, len(self.prices) + 1), "forecast": self.prices})
+        if self.dates is not None:
+            frame.insert(1, "date", self.dates)
+        frame["state"] = [pack(self.encoder_final_state).tolist()] * len(frame)
+        return frame
+
+
+class ExportedForecaster:
+    """An exported model loaded into its own graph and Session."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        self.preprocessing = Preprocessing.load(path)
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        meta_graph = tf.compat.v1.saved_model.load(
+            self.session, [SERVING_TAG], str(path / SAVED_MODEL_DIR)
+        )
+        signature = meta_graph.signature_def[SIGNATURE_KEY]
+        self._inputs = {
+            k: self.graph.get_tensor_by_name(v.name) for k, v in signature.inputs.items()
+        }
+        self._outputs = {
+            k: self.graph.get_tensor_by_name(v.name) for k, v in signature.outputs.items()
+        }
+        self._initial_state = tuple(
+            LSTMState(self._inputs[f"initial_c_{k}"], self._inputs[f"initial_h_{k}"])
+            for k in range(self.preprocessing.num_layers)
+        )
+
+    def forecast(self, prices: pd.Series) -> PriceForecast:
+        """Cold start: encode the last `lookback` bars of `prices` from a zero state."""
+        p = self.preprocessing
+        inputs = encoder_inputs(prices, lookback=p.lookback, scaler=p.scaler, target=p.target)
+        return self._run(inputs, None, prices)
+
+    def continue_from(
+        self, state: NumpyStates, previous_price: float, prices: pd.Series
+    ) -> PriceForecast:
+        """Warm start: carry `state` (the encoder's state after the bar that closed at
+        `previous_price`) over the new bars `prices`, then forecast from the last one."""
+        p = self.preprocessing
+        inputs = continuation_inputs(
+            prices, previous_price=previous_price, scaler=p.scaler, target=p.target
+        )
+        return self._run(inputs, state, prices)
+
+    def _run(
+        self, inputs: np.ndarray, initial_state: NumpyStates | None, prices: pd.Series
+    ) -> PriceForecast:
+        p = self.preprocessing
+        feed = {self._inputs["encoder_inputs"]: inputs}
+        feed.update(state_feed(self._initial_state, initial_state, len(inputs)))
+        out = self.session.run(self._outputs, feed)
+        forecast_prices = forecast_to_prices(
+            out["forecast"], np.array([prices.iloc[-1]]), p.scaler, p.target
+        )[0]
+        dates = None
+        if isinstance(prices.index, pd.DatetimeIndex):
+            dates = pd.bdate_range(prices.index[-1] + pd.offsets.BDay(1), periods=p.horizon)
+
+        def states(prefix: str) -> NumpyStates:
+            return tuple(
+                LSTMState(out[f"{prefix}_c_{k}"], out[f"{prefix}_h_{k}"])
+                for k in range(p.num_layers)
+            )
+
+        return PriceForecast(forecast_prices, dates, states("encoder"), states("decoder"))
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def predict_frame(
+    forecaster: ExportedForecaster, frame: pd.DataFrame, initial_state=None
+) -> pd.DataFrame:
+    """The serving protocol (MLflow pyfunc), stateless or stateful.
+
+    Without `initial_state`: `frame` holds recent history (at least `lookback` bars, +1 for log
+    returns); the last `lookback` are encoded from zeros.
+    With `initial_state` (a packed state, as returned in the `state` column): the first row of
+    `frame` is the last bar that state has seen, the following rows are the new bars.
+    Either way the output's `state` column is the state to send with the next call.
+    """
+    p = forecaster.preprocessing
+    prices = prices_from_frame(frame, date_column=p.date_column, price_column=p.price_column)
+    if initial_state is None:
+        return forecaster.forecast(prices).to_frame()
+    state = unpack(initial_state, p.num_layers, p.num_units)
+    return forecaster.continue_from(state, float(prices.iloc[0]), prices.iloc[1:]).to_frame()

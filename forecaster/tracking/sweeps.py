@@ -1,0 +1,129 @@
+"""Sweeps in MLflow: one parent run per sweep, a child run per job, a summary at the end.
+
+The parent is created in the launching process before any job starts (which also creates a
+fresh SQLite store's schema and the experiment before parallel jobs could race to); each job,
+in any process or on any machine that reaches the tracking store, finds it by the sweep
+directory; when all jobs have ended the parent gets the table of every child and the best one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from forecaster.evaluation.plots import sweep_figure
+from forecaster.tracking.provenance import shown_overrides
+from forecaster.tracking.run import FAILURE_REASON_TAG, default_artifact_location, experiment_id
+
+log = logging.getLogger(__name__)
+
+SWEEP_DIR_TAG = "forecaster.sweep_dir"
+SWEEP_OVERRIDES_TAG = "sweep.overrides"  # JSON list of the sweep command's overrides
+SUMMARY_COLUMNS = (
+    "best_val_loss",
+    "test_rmse",
+    "naive_test_rmse",
+    "test_rmse_skill",
+    "test_mase",
+    "test_directional_accuracy",
+)
+
+
+def start_sweep(
+    uri: str,
+    experiment_name: str,
+    *,
+    sweep_dir: str,
+    overrides: list[str],
+    artifact_location: str | None = None,
+) -> str:
+    """Create a sweep's parent run, left RUNNING until `finish_sweep`; return its id.
+
+    Called in the launching process before any job starts, which also creates a fresh SQLite
+    store's schema and the experiment before parallel jobs could race to.
+    """
+    client = MlflowClient(uri)
+    run = client.create_run(
+        experiment_id(client, experiment_name, artifact_location or default_artifact_location(uri)),
+        run_name=f"sweep {' '.join(shown_overrides(overrides))}".strip()[:250],
+        tags={SWEEP_DIR_TAG: sweep_dir, SWEEP_OVERRIDES_TAG: json.dumps(overrides)},
+    )
+    client.log_text(run.info.run_id, "\n".join(overrides) + "\n", "sweep/overrides.txt")
+    log.info("sweep parent run %s (%s)", run.info.run_id, sweep_dir)
+    return run.info.run_id
+
+
+def find_sweep(uri: str, experiment_name: str, sweep_dir: str) -> tuple[str, list[str]] | None:
+    """The parent run of the sweep writing to `sweep_dir`, and the sweep's overrides (how a job,
+    in any process or on any machine that reaches the tracking server, finds its parent)."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{SWEEP_DIR_TAG}` = '{sweep_dir}'",
+        max_results=1,
+    )
+    if not runs:
+        return None
+    return runs[0].info.run_id, json.loads(runs[0].data.tags.get(SWEEP_OVERRIDES_TAG, "[]"))
+
+
+def finish_sweep(
+    uri: str, parent_run_id: str, objective: str, direction: str = "minimize"
+) -> pd.DataFrame:
+    """Summarise the children on the parent (table, plot, best child by `objective`) and end it."""
+    client = MlflowClient(uri)
+    parent = client.get_run(parent_run_id)
+    columns = list(dict.fromkeys([objective, *SUMMARY_COLUMNS]))
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        max_results=10_000,
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                "run_id": run.info.run_id,
+                "run_name": run.info.run_name,
+                "status": run.info.status,
+                **{name: run.data.metrics.get(name, np.nan) for name in columns},
+                FAILURE_REASON_TAG: run.data.tags.get(FAILURE_REASON_TAG, ""),
+            }
+            for run in children
+        ],
+        columns=["run_id", "run_name", "status", *columns, FAILURE_REASON_TAG],
+    ).sort_values(
+        objective, ascending=direction != "maximize", na_position="last", ignore_index=True
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        summary.to_csv(Path(tmp) / "summary.csv", index=False)
+        client.log_artifacts(parent_run_id, tmp, "sweep")
+    finished = summary[summary["status"] == "FINISHED"].dropna(subset=[objective])
+    if not summary.empty:
+        figure = sweep_figure(summary, objective, direction)
+        client.log_figure(parent_run_id, figure, "sweep/summary.png")
+        plt.close(figure)
+    client.log_metric(parent_run_id, "sweep_jobs", len(summary))
+    client.log_metric(
+        parent_run_id, "sweep_failed_jobs", int((summary["status"] != "FINISHED").sum())
+    )
+    if finished.empty:
+        client.set_terminated(parent_run_id, "FAILED")
+        return summary
+    best = finished.iloc[0]
+    client.set_tag(parent_run_id, "best_run_id", best["run_id"])
+    client.set_tag(parent_run_id, "best_run_name", best["run_name"])
+    for name in columns:
+        if np.isfinite(best[name]):
+            client.log_metric(parent_run_id, name, float(best[name]))
+    client.set_terminated(parent_run_id, "FINISHED")
+    return summary

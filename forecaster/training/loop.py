@@ -1,0 +1,186 @@
+"""The training loop: shuffled mini-batches, validation, best-weights selection, checkpoints.
+
+Like minGPT's Trainer, it trains anything that is `Trainable` and knows no model, no MLflow and
+no Hydra; what happens at the end of an epoch beyond that (early stopping, tracking) is a
+callback's business. With a checkpoint directory it writes, after every epoch, all it needs to
+continue exactly where it stopped (`forecaster.training.checkpoints`), and `fit(resume=True)`
+continues from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from forecaster.errors import ConfigError, TrainingDivergedError
+from forecaster.training import checkpoints
+from forecaster.training.history import EpochLogs, History
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """The `train` config group: how a model is fitted."""
+
+    epochs: int = 30  # upper bound; early stopping usually ends sooner
+    batch_size: int = 64
+    learning_rate: float = 1e-3  # Adam
+    clip_norm: float = 1.0  # gradients clipped by global norm
+    patience: int = 5  # epochs without a better val_loss before stopping
+    intra_op_threads: int = 2  # TensorFlow threads: fastest on 2 cores; 1 per parallel job
+    inter_op_threads: int = 1
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "patience", "intra_op_threads", "inter_op_threads"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"train.{key}={value!r} is invalid: expected an integer >= 1.")
+        for key in ("learning_rate", "clip_norm"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"train.{key}={value!r} is invalid: expected a number > 0.")
+
+
+class Windows(Protocol):
+    """Batches come from here: `forecaster.data.windows.WindowSet` is one."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+
+    def __len__(self) -> int: ...
+
+
+class Trainable(Protocol):
+    """What the loop needs of a model."""
+
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray) -> float: ...
+
+    def validation_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float: ...
+
+    def get_weights(self) -> dict[str, np.ndarray]: ...
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None: ...
+
+    def save_variables(self, prefix: Path) -> None: ...
+
+    def restore_variables(self, prefix: Path) -> None: ...
+
+
+class Callback(Protocol):
+    def on_epoch_end(self, trainer: Trainer, logs: EpochLogs) -> None: ...
+
+
+class Trainer:
+    """Fits one `Trainable` model. Callbacks may call `stop()` to end after the current epoch."""
+
+    def __init__(
+        self,
+        model: Trainable,
+        config: TrainConfig,
+        *,
+        seed: int = 0,
+        callbacks: Sequence[Callback] = (),
+        checkpoint_dir: str | Path | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.seed = seed  # the shuffling order; the model seeds its own initialisation
+        self.callbacks = list(callbacks)
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.history = History()
+        self._stop = False
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def fit(self, train: Windows, val: Windows | None = None, *, resume: bool = False) -> History:
+        """Train for `config.epochs` or until a callback stops it. With `val`, the model ends at
+        its best validation epoch; without, at its last. `resume=True` continues from the
+        checkpoint in `checkpoint_dir` (same data and config) as if never interrupted."""
+        rng = np.random.default_rng(self.seed)
+        self.history, self._stop = History(), False
+        best_weights = self.model.get_weights() if val is not None else None
+        if resume:
+            if self.checkpoint_dir is None:
+                raise ConfigError("resuming needs the checkpoint directory of the earlier run")
+            state = checkpoints.load(self.checkpoint_dir, self.model)
+            self.history, self._stop = state.history, state.stop_requested
+            rng.bit_generator.state = state.rng_state
+            best_weights = state.best_weights
+        best_val = self.history.best_val_loss if self.history.best_epoch else math.inf
+        first = self.history.epochs + 1
+        for epoch in range(first, self.config.epochs + 1):
+            if self._stop:
+                break
+            started = time.perf_counter()
+            train_loss = self._train_epoch(train, rng, epoch)
+            self.history.train_loss.append(train_loss)
+            val_loss = math.nan
+            if val is not None:
+                val_loss = self.model.validation_loss(val.inputs, val.targets)
+                if not math.isfinite(val_loss):
+                    raise TrainingDivergedError(
+                        f"validation loss became {val_loss} at epoch {epoch}: lower "
+                        "train.learning_rate."
+                    )
+                self.history.val_loss.append(val_loss)
+                if val_loss < best_val:
+                    best_val, self.history.best_epoch = val_loss, epoch
+                    best_weights = self.model.get_weights()
+            logs = EpochLogs(
+                epoch,
+                train_loss,
+                val_loss,
+                best_val,
+                self.history.best_epoch,
+                time.perf_counter() - started,
+            )
+            log.info(
+                "epoch %d/%d  train_loss=%.5f  val_loss=%.5f  best=%.5f (epoch %d)  %.1fs",
+                epoch,
+                self.config.epochs,
+                train_loss,
+                val_loss,
+                best_val,
+                self.history.best_epoch,
+                logs.seconds,
+            )
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, logs)
+            if self.checkpoint_dir is not None:
+                checkpoints.save(
+                    self.checkpoint_dir,
+                    self.model,
+                    checkpoints.TrainingState(
+                        self.history, rng.bit_generator.state, best_weights, self._stop
+                    ),
+                )
+        if best_weights is not None:
+            self.model.set_weights(best_weights)
+        return self.history
+
+    def _train_epoch(self, train: Windows, rng: np.random.Generator, epoch: int) -> float:
+        batch_size = self.config.batch_size
+        order = rng.permutation(len(train))
+        losses = []
+        batches = range(0, len(order), batch_size)
+        for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None):
+            rows = order[start : start + batch_size]
+            loss = self.model.train_step(train.inputs[rows], train.targets[rows])
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"training loss became {loss} at epoch {epoch}, batch "
+                    f"{start // batch_size + 1}: lower train.learning_rate "
+                    f"(or train.clip_norm) and check the data for extreme values."
+                )
+            losses.append(loss)
+        return float(np.mean(losses))
