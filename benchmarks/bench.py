@@ -50,23 +50,28 @@ default initialisers, which does not change the amount of work.
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import statistics
-import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Protocol
 
-import keras
-import numpy as np
-import tensorflow as tf
+# Before TensorFlow loads (Keras imports it): its C++ log would otherwise print BlockLSTM's note
+# on odd batch sizes on every single-window call.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from forecaster.models.seq2seq.lstm import SEQUENCE_IMPLEMENTATIONS
-from forecaster.models.seq2seq.network import Seq2SeqModel
-from forecaster.models.seq2seq.spec import ModelSpec
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
+from typing import Protocol  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from forecaster.models.seq2seq.lstm import SEQUENCE_IMPLEMENTATIONS  # noqa: E402
+from forecaster.models.seq2seq.network import Seq2SeqModel  # noqa: E402
+from forecaster.models.seq2seq.spec import ModelSpec  # noqa: E402
 
 KERAS = "keras"
 
