@@ -279,7 +279,7 @@ def test_the_backtest_command_logs_a_parent_run_with_the_report_and_a_child_per_
     assert metrics["backtest/naive/mae_vs_naive"] == 1.0
     assert 0 <= metrics["backtest/seq2seq/dm_naive_absolute_p"] <= 1
     assert parent.data.tags["backtest.audit"].startswith("passed at origins")
-    assert "| seq2seq |" in parent.data.tags["mlflow.note.content"]
+    assert "| **seq2seq** |" in parent.data.tags["mlflow.note.content"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "backtest")}
     assert {
         "backtest/summary.csv",

@@ -178,10 +178,11 @@ def _markdown(table: pd.DataFrame, best: str, origins: int, folds: int) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for _, row in table.sort_values("mae").iterrows():
+        name = f"**{row['model']}**" if row["model"] in DEEP_MODELS else row["model"]
         lines.append(
-            f"| {row['model']} | {row['mae_vs_naive']:.4f} | {row['mae']:.4g} | "
+            f"| {name} | {row['mae_vs_naive']:.4f} | {row['mae']:.4g} | "
             f"{row['dm_naive_absolute_p']:.3f} | {row['dm_best_absolute_p']:.3f} | "
-            f"{verdict(row)} |"
+            f"{verdict(row, short=True)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -317,21 +317,23 @@ def _dm_losses(a: np.ndarray, b: np.ndarray, horizon: int, name: str | None) -> 
     return diebold_mariano(a, b, horizon=min(horizon, len(a)))
 
 
-def verdict(row: pd.Series) -> str:
-    """A sentence on whether a model beats the random walk, and whether that is more than luck."""
+def verdict(row: pd.Series, short: bool = False) -> str:
+    """Whether a model beats the random walk, and whether that is more than luck: a sentence,
+    or (`short`) a few words for a table."""
     ratio, p = row["mae_vs_naive"], row["dm_naive_absolute_p"]
     if row["model"] == REFERENCE:
-        return "the random walk itself: the reference"
+        return "reference" if short else "the random walk itself: the reference"
     if not np.isfinite(p):
-        return f"MAE {ratio:.4f} x the random walk's; no test possible"
-    significant = p < SIGNIFICANCE
-    if ratio < 1:
-        if significant:
-            return f"beats the random walk: MAE {ratio:.4f} x, significant (DM p = {p:.3f})"
-        return f"no better than the random walk: MAE {ratio:.4f} x, within luck (DM p = {p:.3f})"
-    if significant:
-        return f"worse than the random walk: MAE {ratio:.4f} x, significant (DM p = {p:.3f})"
-    return f"no better than the random walk: MAE {ratio:.4f} x (DM p = {p:.3f})"
+        return "untested" if short else f"MAE {ratio:.4f} x the random walk's; no test possible"
+    if p < SIGNIFICANCE:
+        word = "beats" if ratio < 1 else "worse than"
+        if short:
+            return f"{word} the random walk"
+        return f"{word} the random walk: MAE {ratio:.4f} x, significant (DM p = {p:.3f})"
+    if short:
+        return "no better than the random walk"
+    luck = ", within luck" if ratio < 1 else ""
+    return f"no better than the random walk: MAE {ratio:.4f} x{luck} (DM p = {p:.3f})"
 
 
 def forecasts_frame(result: BacktestResult) -> pd.DataFrame:
