@@ -84,6 +84,7 @@ def test_no_module_imports_a_later_layer(path):
         ("omegaconf", ("cli",)),
         ("tensorflow", ("models", "serving")),
         ("statsforecast", ("models",)),
+        ("arch", ("models",)),
         ("sklearn", ("models",)),
         ("keras", ()),  # only the benchmark compares against Keras
     ],
@@ -111,14 +112,16 @@ def test_graph_building_creates_no_session_and_does_no_io():
 def test_layers_below_the_model_load_neither_tensorflow_nor_mlflow():
     """Reading data, training bookkeeping, baselines, metrics, backtests and plots, and
     composing the config, must not pay for TensorFlow's import (about 9 s), MLflow's or
-    statsforecast's (about 5 s, only for the ETS and ARIMA baselines)."""
+    statsforecast's (about 5 s, only for the ETS and ARIMA baselines) or arch's (about 3 s,
+    only for the GARCH baseline)."""
     code = (
         "import sys\n"
         "import forecaster.data, forecaster.data.synthetic, forecaster.training\n"
         "import forecaster.models, forecaster.models.baselines, forecaster.evaluation\n"
+        "import forecaster.models.probabilistic, forecaster.evaluation.probabilistic\n"
         "import forecaster.evaluation.backtest, forecaster.evaluation.plots\n"
         "import forecaster.models.seq2seq.spec, forecaster.cli.config\n"
-        "heavy = ('tensorflow', 'mlflow', 'keras', 'statsforecast')\n"
+        "heavy = ('tensorflow', 'mlflow', 'keras', 'statsforecast', 'arch')\n"
         "loaded = [m for m in heavy if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

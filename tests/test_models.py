@@ -3,7 +3,9 @@
 In the spirit of neuralforecast's `check_model`: each model in `forecaster.models.REGISTRY` is
 fitted on a small generated series and put through the same checks (shapes, no look-ahead,
 determinism for a seed, clear errors for bad input). A model added to the registry without a
-tiny configuration here fails `test_every_registered_model_is_checked`.
+tiny configuration here fails `test_every_registered_model_is_checked`. Models that forecast
+quantiles go through the same checks for their intervals too (shapes, levels, no crossing, the
+median as the point forecast, no look-ahead, determinism).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import pytest
 from forecaster.data.splits import WindowConfig
 from forecaster.data.synthetic import generate_prices
 from forecaster.errors import ConfigError, DataError, NotFittedError
-from forecaster.models import REGISTRY, Forecast, create
+from forecaster.models import PROBABILISTIC_BASELINES, REGISTRY, Forecast, create
+from forecaster.models.base import QUANTILE_LEVELS
 from forecaster.models.seq2seq.spec import Seq2SeqConfig
 from forecaster.training import TrainConfig
 
@@ -35,7 +38,7 @@ def tiny_seq2seq(horizon: int = HORIZON, seed: int = 0):
 
 
 def baseline(name: str, **params) -> Callable:
-    return lambda horizon=HORIZON, seed=0: create(name, horizon=horizon, **params)
+    return lambda horizon=HORIZON, seed=0, **more: create(name, horizon=horizon, **params, **more)
 
 
 # name -> factory(horizon, seed): the smallest configuration of each model.
@@ -46,8 +49,15 @@ TINY: dict[str, Callable] = {
     "ridge": baseline("ridge", lookback=10),
     "auto_ets": baseline("auto_ets"),
     "auto_arima": baseline("auto_arima"),
+    "rw_normal": baseline("rw_normal", lookback=10),
+    "empirical_quantiles": baseline("empirical_quantiles"),
+    "garch_t": lambda horizon=HORIZON, seed=0, **more: create(
+        "garch_t", horizon=horizon, seed=seed, simulations=500, **more
+    ),
     "seq2seq": tiny_seq2seq,
 }
+# The models whose tiny configuration forecasts quantiles.
+PROBABILISTIC = sorted(PROBABILISTIC_BASELINES)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +79,14 @@ def model(request, prices):
 
 def test_every_registered_model_is_checked():
     assert set(TINY) == set(REGISTRY)
+
+
+def test_exactly_the_probabilistic_models_forecast_quantiles(model, prices):
+    forecast = model.predict(prices, np.arange(270, 280))
+    name = next(n for n in TINY if isinstance(model, type(TINY[n]())))
+    assert forecast.is_probabilistic == (name in PROBABILISTIC)
+    if not forecast.is_probabilistic:
+        assert forecast.quantiles is None and forecast.quantile_levels is None
 
 
 def test_forecasts_have_one_row_of_horizon_prices_per_origin(model, prices):
@@ -97,16 +115,18 @@ def test_a_forecast_never_reads_prices_after_its_origin(model, prices):
         # must not.
         forecast = model.predict(garbage, origins)
         np.testing.assert_array_equal(forecast.prices[row], before.prices[row])
+        if before.is_probabilistic:  # the interval may not look ahead either
+            np.testing.assert_array_equal(forecast.quantiles[row], before.quantiles[row])
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_the_same_seed_gives_the_same_forecast(name, prices):
     origins = np.arange(270, 300)
-    first = fitted(name, prices, seed=5)
-    second = fitted(name, prices, seed=5)
-    np.testing.assert_array_equal(
-        first.predict(prices, origins).prices, second.predict(prices, origins).prices
-    )
+    first = fitted(name, prices, seed=5).predict(prices, origins)
+    second = fitted(name, prices, seed=5).predict(prices, origins)
+    np.testing.assert_array_equal(first.prices, second.prices)
+    if first.is_probabilistic:
+        np.testing.assert_array_equal(first.quantiles, second.quantiles)
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
@@ -143,3 +163,76 @@ def test_fitting_on_bad_prices_is_refused(name, prices):
 def test_a_horizon_below_one_names_the_config_key(name):
     with pytest.raises(ConfigError, match=r"window\.horizon"):
         TINY[name](horizon=0)
+
+
+# -- probabilistic forecasts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PROBABILISTIC)
+def test_quantiles_are_prices_at_every_step_non_crossing_with_the_median_as_the_forecast(
+    name, prices
+):
+    model = fitted(name, prices)
+    origins = np.arange(model.min_history - 1, len(prices), 7)
+    forecast = model.predict(prices, origins)
+    assert forecast.quantile_levels == QUANTILE_LEVELS  # the default levels
+    assert forecast.quantiles.shape == (len(origins), HORIZON, len(QUANTILE_LEVELS))
+    assert np.all(np.isfinite(forecast.quantiles)) and np.all(forecast.quantiles > 0)
+    assert np.all(np.diff(forecast.quantiles, axis=-1) >= 0)  # no crossing
+    assert np.all(forecast.quantiles[..., 0] < forecast.quantiles[..., -1])  # a real interval
+    np.testing.assert_array_equal(forecast.prices, forecast.quantiles[..., 3])  # the median
+    # The interval brackets the origin's price at the first step (daily moves are small).
+    origin_prices = prices.to_numpy()[origins]
+    assert np.all(forecast.quantiles[:, 0, 0] < origin_prices)
+    assert np.all(forecast.quantiles[:, 0, -1] > origin_prices)
+
+
+@pytest.mark.parametrize("name", PROBABILISTIC)
+def test_a_model_forecasts_the_levels_it_is_given(name, prices):
+    levels = (0.01, 0.2, 0.5, 0.8, 0.99)
+    model = TINY[name](quantiles=levels).fit(prices.iloc[:220], prices.iloc[220:270])
+    forecast = model.predict(prices, np.array([280, 300]))
+    assert forecast.quantile_levels == levels
+    assert forecast.quantiles.shape == (2, HORIZON, 5)
+    np.testing.assert_array_equal(forecast.quantiles_at([0.2, 0.8]), forecast.quantiles[..., 1:4:2])
+
+
+@pytest.mark.parametrize("name", PROBABILISTIC)
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        ((0.1, 0.9), r"model\.quantiles=\[0\.1, 0\.9\] lacks 0\.5"),
+        ((0.5, 0.1), r"model\.quantiles=\[0\.5, 0\.1\] is invalid: expected increasing"),
+        ((0.0, 0.5), r"model\.quantiles=\[0\.0, 0\.5\] is invalid"),
+        ("median", r"model\.quantiles='median' must be a list of numbers"),
+    ],
+)
+def test_bad_quantile_levels_name_the_config_key(name, levels, message):
+    with pytest.raises(ConfigError, match=message):
+        TINY[name](quantiles=levels)
+
+
+def forecast_of(quantiles: np.ndarray, levels=(0.1, 0.5, 0.9)) -> Forecast:
+    return Forecast.from_quantiles(np.arange(len(quantiles)), levels, quantiles)
+
+
+def test_a_forecast_refuses_crossing_misshapen_or_inconsistent_quantiles():
+    good = np.array([[[9.0, 10.0, 11.0], [8.0, 10.0, 12.0]]])
+    forecast = forecast_of(good)
+    np.testing.assert_array_equal(forecast.prices, [[10.0, 10.0]])
+    crossed = good.copy()
+    crossed[0, 1, 2] = 7.0
+    with pytest.raises(ValueError, match=r"quantiles cross: at row 0, step 2, the 0.9 quantile 7"):
+        forecast_of(crossed)
+    with pytest.raises(ValueError, match=r"quantiles must have shape \[n, horizon, 3\]"):
+        Forecast(
+            np.arange(1), good[..., 1], quantile_levels=(0.1, 0.5, 0.9), quantiles=good[..., :2]
+        )
+    with pytest.raises(ValueError, match="prices must be its median"):
+        Forecast(np.arange(1), good[..., 0], quantile_levels=(0.1, 0.5, 0.9), quantiles=good)
+    with pytest.raises(ValueError, match="finite prices > 0"):
+        forecast_of(good - 10.0)
+    with pytest.raises(ValueError, match="both quantile_levels and quantiles, or neither"):
+        Forecast(np.arange(1), good[..., 1], quantiles=good)
+    with pytest.raises(ValueError, match=r"no quantile at level\(s\) \[0\.05\]"):
+        forecast.quantiles_at([0.05, 0.5])

@@ -18,10 +18,15 @@ REGISTRY = {
     "ridge": "forecaster.models.baselines:RidgeForecaster",
     "auto_ets": "forecaster.models.statistical:AutoETSForecaster",
     "auto_arima": "forecaster.models.statistical:AutoARIMAForecaster",
+    "rw_normal": "forecaster.models.probabilistic:RandomWalkNormalForecaster",
+    "empirical_quantiles": "forecaster.models.probabilistic:EmpiricalQuantileForecaster",
+    "garch_t": "forecaster.models.garch:GarchTForecaster",
     "seq2seq": "forecaster.models.seq2seq.forecaster:Seq2SeqForecaster",
 }
 # The models trained by the project itself; every other entry is a baseline.
 DEEP_MODELS = ("seq2seq",)
+# The baselines that forecast quantiles of the price (intervals), not just a point.
+PROBABILISTIC_BASELINES = ("rw_normal", "empirical_quantiles", "garch_t")
 
 
 def forecaster_class(name: str) -> type:
@@ -36,4 +41,12 @@ def create(name: str, **params) -> Forecaster:
     return forecaster_class(name)(**params)
 
 
-__all__ = ["DEEP_MODELS", "REGISTRY", "Forecast", "Forecaster", "create", "forecaster_class"]
+__all__ = [
+    "DEEP_MODELS",
+    "PROBABILISTIC_BASELINES",
+    "REGISTRY",
+    "Forecast",
+    "Forecaster",
+    "create",
+    "forecaster_class",
+]

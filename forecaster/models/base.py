@@ -5,17 +5,29 @@ each of a batch of origins (`predict`). An origin is a position in the price ser
 from origin ``t`` may use ``prices[: t + 1]`` and nothing after it. `tests/test_models.py` runs
 every registered forecaster through the same checks (shapes, no look-ahead, determinism for a
 seed, clear errors).
+
+A probabilistic forecaster also returns quantiles of the price at every step (`Forecast.quantiles`
+at `Forecast.quantile_levels`), and its point forecast is their median. Quantiles of the price
+follow from quantiles of the cumulative log return ``log(p_{t+h} / p_t)`` by ``p_t * exp(q)``
+(a monotone map keeps every quantile a quantile); `check_quantiles` states what a forecast's
+quantiles must satisfy, and every `Forecast` is checked against it when it is made.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self
 
 import numpy as np
 import pandas as pd
 
-from forecaster.errors import DataError, NotFittedError
+from forecaster.errors import ConfigError, DataError, NotFittedError
+
+# The quantile levels a probabilistic forecast reports by default (the `model.quantiles` config
+# key): the median, and the bounds of the central 50 %, 80 % and 90 % intervals.
+QUANTILE_LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+MEDIAN = 0.5
 
 
 @dataclass(frozen=True)
@@ -23,15 +35,111 @@ class Forecast:
     """Forecasts from a batch of origins, in prices."""
 
     origins: np.ndarray  # [n] positions in the price series
-    prices: np.ndarray  # [n, horizon] point forecasts
+    prices: np.ndarray  # [n, horizon] point forecasts; a probabilistic model's median
     # Recurrent models only, per layer (c, h) each [n, num_units]: the state each forecast
     # started from (the encoder's final state, handed to the decoder) and the decoder's state
     # after its last step.
     encoder_state: tuple | None = None
     decoder_state: tuple | None = None
+    # Probabilistic models only: quantiles of the price at every step, at `quantile_levels`
+    # (increasing, in (0, 1), the median among them). None for a point forecast.
+    quantile_levels: tuple[float, ...] | None = None
+    quantiles: np.ndarray | None = None  # [n, horizon, len(quantile_levels)] prices
+
+    def __post_init__(self) -> None:
+        if (self.quantiles is None) != (self.quantile_levels is None):
+            raise ValueError("a Forecast needs both quantile_levels and quantiles, or neither")
+        if self.quantiles is not None:
+            check_quantiles(self.quantile_levels, self.quantiles, self.prices)
+
+    @classmethod
+    def from_quantiles(
+        cls, origins: np.ndarray, levels: Sequence[float], quantiles: np.ndarray, **states
+    ) -> Forecast:
+        """A probabilistic forecast: `quantiles` [n, horizon, Q] of the price at `levels`; the
+        point forecast is the median."""
+        levels = check_quantile_levels(levels, "quantile_levels")
+        quantiles = np.asarray(quantiles, dtype=np.float64)
+        if quantiles.ndim != 3:
+            raise ValueError(f"quantiles must be [n, horizon, Q], got shape {quantiles.shape}")
+        median = quantiles[..., levels.index(MEDIAN)]
+        return cls(origins, median, quantile_levels=levels, quantiles=quantiles, **states)
+
+    @property
+    def is_probabilistic(self) -> bool:
+        return self.quantiles is not None
+
+    def quantiles_at(self, levels: Sequence[float]) -> np.ndarray:
+        """[n, horizon, len(levels)]: the quantiles at `levels`, each one of this forecast's."""
+        if self.quantiles is None:
+            raise ValueError("a point forecast has no quantiles")
+        return select_levels(self.quantile_levels, self.quantiles, levels)
 
     def __len__(self) -> int:
         return len(self.origins)
+
+
+def check_quantile_levels(levels: Sequence[float], key: str) -> tuple[float, ...]:
+    """`levels` as a tuple of floats: strictly increasing, each in (0, 1), the median (0.5)
+    among them (it is the point forecast). `key` names the setting in the error."""
+    try:
+        values = tuple(float(level) for level in levels)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={levels!r} must be a list of numbers in (0, 1)") from None
+    ok = (
+        len(values) > 0
+        and all(0.0 < level < 1.0 for level in values)
+        and all(a < b for a, b in zip(values, values[1:], strict=False))
+    )
+    if not ok:
+        raise ConfigError(
+            f"{key}={list(values)!r} is invalid: expected increasing levels strictly between 0 "
+            f"and 1, e.g. {list(QUANTILE_LEVELS)}."
+        )
+    if MEDIAN not in values:
+        raise ConfigError(
+            f"{key}={list(values)!r} lacks 0.5: the median is the point forecast, so it must be "
+            "one of the levels."
+        )
+    return values
+
+
+def check_quantiles(levels: Sequence[float], quantiles: np.ndarray, prices: np.ndarray) -> None:
+    """What every probabilistic forecast satisfies: valid levels (`check_quantile_levels`),
+    `quantiles` of shape [n, horizon, len(levels)], finite positive prices, no crossing (each
+    quantile at least the one below it, at every origin and step), and `prices` equal to the
+    median. A model that breaks this has a bug, so the error is a ValueError, not a DataError."""
+    levels = check_quantile_levels(levels, "quantile_levels")
+    quantiles, prices = np.asarray(quantiles), np.asarray(prices)
+    if quantiles.shape != (*prices.shape, len(levels)):
+        raise ValueError(
+            f"quantiles must have shape [n, horizon, {len(levels)}] = "
+            f"{(*prices.shape, len(levels))} (the point forecasts' and one per level), got "
+            f"{quantiles.shape}"
+        )
+    if not (np.all(np.isfinite(quantiles)) and np.all(quantiles > 0)):
+        raise ValueError("quantiles must be finite prices > 0")
+    crossed = np.diff(quantiles, axis=-1) < 0
+    if crossed.any():
+        row, step, k = (int(i[0]) for i in np.nonzero(crossed))
+        raise ValueError(
+            f"quantiles cross: at row {row}, step {step + 1}, the {levels[k + 1]} quantile "
+            f"{quantiles[row, step, k + 1]:.6g} is below the {levels[k]} quantile "
+            f"{quantiles[row, step, k]:.6g}"
+        )
+    if not np.array_equal(prices, quantiles[..., levels.index(MEDIAN)]):
+        raise ValueError("a probabilistic forecast's prices must be its median (level 0.5)")
+
+
+def select_levels(
+    levels: Sequence[float], quantiles: np.ndarray, wanted: Sequence[float]
+) -> np.ndarray:
+    """The columns of `quantiles` ([..., len(levels)]) at `wanted`, each one of `levels`."""
+    levels = [float(level) for level in levels]
+    missing = [w for w in wanted if float(w) not in levels]
+    if missing:
+        raise ValueError(f"the forecast has no quantile at level(s) {missing}; it has {levels}")
+    return quantiles[..., [levels.index(float(w)) for w in wanted]]
 
 
 class Forecaster(Protocol):
