@@ -23,8 +23,9 @@ from forecaster.evaluation.backtest import (
     verdict,
     walk_forward,
 )
-from forecaster.models import REGISTRY, create
-from forecaster.models.base import Forecast, check_origins
+from forecaster.evaluation.probabilistic import PROBABILISTIC_METRIC_NAMES
+from forecaster.models import PROBABILISTIC_BASELINES, REGISTRY, create
+from forecaster.models.base import QUANTILE_LEVELS, Forecast, check_origins
 from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
 from forecaster.models.seq2seq.spec import Seq2SeqConfig
 from forecaster.training import TrainConfig
@@ -120,6 +121,8 @@ def tiny_factories(lookback: int = 10) -> dict:
             seed=3,
         ),
         "ridge": dict(horizon=HORIZON, lookback=lookback),
+        "rw_normal": dict(horizon=HORIZON, lookback=lookback),
+        "garch_t": dict(horizon=HORIZON, simulations=1000),
     }
     return {
         name: (lambda name=name: create(name, **params.get(name, {"horizon": HORIZON})))
@@ -170,6 +173,39 @@ def test_the_report_scores_each_model_against_the_random_walk_on_the_same_origin
     assert verdict(rows.loc["naive"]) == "the random walk itself: the reference"
 
 
+def test_probabilistic_models_are_scored_as_distributions_and_their_quantiles_saved(every_model):
+    result, _, _ = every_model
+    assert set(result.quantiles) == set(PROBABILISTIC_BASELINES)
+    table = summary(result).set_index("model")
+    point = table.drop(index=list(PROBABILISTIC_BASELINES))
+    assert point[list(PROBABILISTIC_METRIC_NAMES)].isna().all().all()
+    frame = forecasts_frame(result)
+    columns = ["q0.05", "q0.1", "q0.25", "q0.5", "q0.75", "q0.9", "q0.95"]
+    assert list(frame.columns) == [
+        "model", "fold", "origin_date", "origin_price", "step", "target_date", "forecast",
+        *columns, "actual",
+    ]  # fmt: skip
+    assert frame.loc[frame["model"] == "naive", columns].isna().all().all()
+    steps = by_step(result)
+    for name in PROBABILISTIC_BASELINES:
+        rows = frame[frame["model"] == name]
+        np.testing.assert_array_equal(rows["q0.5"], rows["forecast"])  # the median
+        # Recomputed from the saved quantiles: coverage, width and the scaled pinball loss.
+        inside = (rows["q0.05"] <= rows["actual"]) & (rows["actual"] <= rows["q0.95"])
+        assert table.loc[name, "coverage_90"] == pytest.approx(inside.mean())
+        width = ((rows["q0.95"] - rows["q0.05"]) / rows["origin_price"]).mean()
+        assert table.loc[name, "width_90"] == pytest.approx(width)
+        error = rows["actual"].to_numpy()[:, None] - rows[columns].to_numpy()
+        tau = np.array(QUANTILE_LEVELS)
+        pinball = np.maximum(tau * error, (tau - 1) * error).mean()
+        naive = np.abs(rows["actual"] - rows["origin_price"]).mean()
+        assert table.loc[name, "pinball_scaled"] == pytest.approx(pinball / naive)
+        assert 0 < table.loc[name, "crps_scaled"] < 1.5
+        per_step = steps[steps["model"] == name]
+        assert len(per_step) == HORIZON
+        assert per_step["crps"].mean() == pytest.approx(table.loc[name, "crps"])
+
+
 def test_the_audit_passes_for_every_registered_model_on_bundled_data(every_model):
     result, factories, config = every_model
     checked = audit(result, factories, config)
@@ -192,6 +228,28 @@ class PeekingForecaster:
         origins = check_origins(prices, origins, self.min_history)
         tomorrow = np.asarray(prices)[np.minimum(origins + 1, len(prices) - 1)]
         return Forecast(origins, np.repeat(tomorrow[:, None], self.horizon, axis=1))
+
+
+class PeekingIntervalForecaster(PeekingForecaster):
+    """A fair point forecast (the origin's price) whose interval is as wide as tomorrow's move:
+    a leak in the interval only."""
+
+    def predict(self, prices: pd.Series, origins: np.ndarray) -> Forecast:
+        origins = check_origins(prices, origins, self.min_history)
+        p = np.asarray(prices)
+        move = np.abs(p[np.minimum(origins + 1, len(p) - 1)] - p[origins])
+        spread = np.array([-1.0, 0.0, 1.0]) * (move[:, None, None] + 1.0)
+        quantiles = p[origins][:, None, None] + np.broadcast_to(spread, (len(origins), 5, 3))
+        return Forecast.from_quantiles(origins, (0.1, 0.5, 0.9), quantiles)
+
+
+def test_the_audit_catches_an_interval_that_peeks(sp500):
+    config = BacktestConfig(models=["naive"], start="2018-11-01")
+    factories = {"peeker": lambda: PeekingIntervalForecaster(HORIZON)}
+    result = walk_forward(sp500, factories, config, HORIZON, reported_levels=(0.1, 0.5, 0.9))
+    np.testing.assert_array_equal(result.forecasts["peeker"], result.forecasts["naive"])
+    with pytest.raises(LeakageError, match=r"peeker at origin 2018-10-31: interval moved by"):
+        audit(result, factories, config)
 
 
 def test_the_audit_catches_a_model_that_peeks(sp500):
@@ -256,7 +314,7 @@ def test_the_backtest_command_logs_a_parent_run_with_the_report_and_a_child_per_
             "train.epochs=2",
             "train.batch_size=256",
             "train.intra_op_threads=1",
-            "backtest.models=[seq2seq,naive,drift,ridge]",
+            "backtest.models=[seq2seq,naive,drift,ridge,garch_t]",
             "backtest.start=2019-06-03",
             "backtest.refit_every=30",
             "backtest.audit=true",
@@ -280,6 +338,12 @@ def test_the_backtest_command_logs_a_parent_run_with_the_report_and_a_child_per_
     assert 0 <= metrics["backtest/seq2seq/dm_naive_absolute_p"] <= 1
     assert parent.data.tags["backtest.audit"].startswith("passed at origins")
     assert "| **seq2seq** |" in parent.data.tags["mlflow.note.content"]
+    # garch_t forecasts intervals: scored, shown and saved as such; the others are not.
+    garch = table.set_index("model").loc["garch_t"]
+    assert metrics["backtest/garch_t/coverage_90"] == pytest.approx(garch["coverage_90"])
+    assert 0 < metrics["backtest/garch_t/pinball_scaled"] < 1
+    assert "backtest/seq2seq/coverage_90" not in metrics
+    assert "| garch_t | " in parent.data.tags["mlflow.note.content"].split("**Intervals**")[1]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "backtest")}
     assert {
         "backtest/summary.csv",
@@ -291,7 +355,13 @@ def test_the_backtest_command_logs_a_parent_run_with_the_report_and_a_child_per_
         parent.info.run_id, "backtest/forecasts.parquet", str(tmp_path)
     )
     forecasts = pd.read_parquet(local)
-    assert len(forecasts) == 4 * 13 * HORIZON
+    assert len(forecasts) == 5 * 13 * HORIZON
+    garch_rows = forecasts[forecasts["model"] == "garch_t"]
+    assert garch_rows[["q0.05", "q0.5", "q0.95"]].notna().all().all()
+    assert (garch_rows["q0.05"] < garch_rows["q0.95"]).all()
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {
-        "plots/backtest.png"
+        "plots/backtest.png",
+        "plots/intervals.png",
+        "plots/calibration.png",
+        "plots/pit.png",
     }

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from forecaster.cli.train import train
 from forecaster.errors import ConfigError, DataError, TrainingDivergedError
 from forecaster.evaluation.metrics import METRIC_NAMES
+from forecaster.evaluation.probabilistic import PROBABILISTIC_METRIC_NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -94,6 +95,27 @@ def test_train_logs_a_complete_run(tiny_config, tracking_uri, dataset, tmp_path)
     assert (forecast["forecast"] > 0).all()
     last_date = csv["Date"].iloc[-1]
     assert forecast["date"].iloc[0] == last_date + pd.offsets.BDay(1)
+
+
+def test_a_run_with_interval_baselines_logs_their_scores_and_calibration(
+    tiny_config, tracking_uri, tmp_path
+):
+    metrics = train(tiny_config("train.baselines=[naive,garch_t,rw_normal]"))
+    client, run = only_run(tracking_uri)
+    for name in ("garch_t", "rw_normal"):
+        for metric in PROBABILISTIC_METRIC_NAMES:
+            assert run.data.metrics[f"{name}_test_{metric}"] == pytest.approx(
+                metrics[f"{name}_test_{metric}"]
+            )
+        assert 0.5 < run.data.metrics[f"{name}_test_coverage_90"] <= 1.0
+    assert "test_coverage_90" not in run.data.metrics  # the seq2seq forecasts points (for now)
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/calibration.png", "plots/pit.png"} <= plots
+    local = client.download_artifacts(run.info.run_id, "eval/intervals_by_step.csv", str(tmp_path))
+    steps = pd.read_csv(local)
+    assert set(steps["model"]) == {"garch_t", "rw_normal"} and len(steps) == 2 * 5
+    garch = steps[steps["model"] == "garch_t"]
+    assert garch["crps"].mean() == pytest.approx(metrics["garch_t_test_crps"])
 
 
 def test_same_seed_same_metrics(tiny_config):

@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from forecaster.cli import config
+from forecaster.cli.baselines import baseline
 from forecaster.data import load_prices
 from forecaster.errors import ForecasterError
 from forecaster.evaluation.backtest import (
@@ -30,7 +31,13 @@ from forecaster.evaluation.backtest import (
     verdict,
     walk_forward,
 )
-from forecaster.evaluation.plots import backtest_figure
+from forecaster.evaluation.plots import (
+    backtest_fan_figure,
+    backtest_figure,
+    calibration_figure,
+    pit_figure,
+)
+from forecaster.evaluation.probabilistic import PROBABILISTIC_METRIC_NAMES
 from forecaster.models import DEEP_MODELS, create
 from forecaster.models.base import Forecaster
 from forecaster.tracking import TrackedRun
@@ -39,32 +46,35 @@ from forecaster.tracking.provenance import run_tags, shown_overrides
 log = logging.getLogger(__name__)
 
 # Logged as backtest/<model>/<name>: what a reviewer sorts and compares by in the MLflow UI.
+# Interval scores only for the models that forecast quantiles (NaN, so not logged, for others).
 LOGGED = [
     "mae", "rmse", "smape", "mase", "directional_accuracy", "mae_vs_naive",
     "dm_naive_absolute_p", "dm_naive_squared_p", "dm_best_absolute_p", "seconds",
+    *PROBABILISTIC_METRIC_NAMES,
 ]  # fmt: skip
 SHOWN = ["model", "mae", "rmse", "mase", "mae_vs_naive", "directional_accuracy",
          "dm_naive_absolute_p", "dm_best_absolute_p", "seconds"]  # fmt: skip
+SHOWN_INTERVALS = ["model", "pinball_scaled", "crps_scaled", "coverage_80", "coverage_90",
+                   "width_90", "winkler_90"]  # fmt: skip
 
 
 def model_factories(settings: config.BacktestAppConf) -> dict[str, Callable[[], Forecaster]]:
     """One factory per `backtest.models` entry, configured from the run's config."""
-    horizon, lookback = settings.window.horizon, settings.window.lookback
-    params = {
-        "seq2seq": dict(
-            window=settings.window,
-            model=settings.model,
-            train=settings.train,
-            target=settings.data.target,
-            seed=settings.seed,
-            warm_start=settings.backtest.warm_start_weights,
-        ),
-        "ridge": dict(horizon=horizon, lookback=lookback),
-    }
-    return {
-        name: (lambda name=name: create(name, **params.get(name, {"horizon": horizon})))
-        for name in settings.backtest.models
-    }
+    seq2seq = dict(
+        window=settings.window,
+        model=settings.model,
+        train=settings.train,
+        target=settings.data.target,
+        seed=settings.seed,
+        warm_start=settings.backtest.warm_start_weights,
+    )
+
+    def factory(name: str) -> Callable[[], Forecaster]:
+        if name in DEEP_MODELS:
+            return lambda: create(name, **seq2seq)
+        return lambda: baseline(name, settings.window, settings.model.quantiles, settings.seed)
+
+    return {name: factory(name) for name in settings.backtest.models}
 
 
 def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.DataFrame:
@@ -104,6 +114,7 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
             folds=folds,
             fit_context=_fold_runs(settings, run),
             progress=log.info,
+            reported_levels=settings.model.quantiles,
         )
         table, steps = summary(result), by_step(result)
         run.log_metrics(
@@ -122,6 +133,14 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
         run.log_frame(steps, "backtest/by_step.csv")
         run.log_frame(forecasts_frame(result), "backtest/forecasts.parquet")
         run.log_figure(backtest_figure(result, bt.skill_window), "plots/backtest.png")
+        if result.quantiles:
+            forecasts = result.probabilistic_forecasts()
+            run.log_figure(backtest_fan_figure(result), "plots/intervals.png")
+            run.log_figure(
+                calibration_figure(forecasts, result.actual, result.reported_levels),
+                "plots/calibration.png",
+            )
+            run.log_figure(pit_figure(forecasts, result.actual), "plots/pit.png")
         report = _markdown(table, result.best_baseline(), len(origins), len(folds))
         run.log_text(report, "backtest/summary.md")
         run.set_description(report)
@@ -184,11 +203,32 @@ def _markdown(table: pd.DataFrame, best: str, origins: int, folds: int) -> str:
             f"{row['dm_naive_absolute_p']:.3f} | {row['dm_best_absolute_p']:.3f} | "
             f"{verdict(row, short=True)} |"
         )
+    intervals = table.dropna(subset=["pinball_scaled"]).sort_values("pinball_scaled")
+    if len(intervals):
+        lines += [
+            "",
+            "**Intervals** (quantile forecasts; pinball and CRPS / the random walk's MAE, lower "
+            "is better; coverage nominal 0.80 and 0.90; 90 % width relative to price; Winkler "
+            "score of the 90 % interval, in price units):",
+            "",
+            "| model | pinball / naive MAE | CRPS / naive MAE | coverage 80 % | coverage 90 % "
+            "| width 90 % | Winkler 90 % |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for _, row in intervals.iterrows():
+            lines.append(
+                f"| {row['model']} | {row['pinball_scaled']:.4f} | {row['crps_scaled']:.4f} | "
+                f"{row['coverage_80']:.3f} | {row['coverage_90']:.3f} | {row['width_90']:.2%} | "
+                f"{row['winkler_90']:.4g} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def _terminal(table: pd.DataFrame, run_id: str) -> str:
     shown = table.sort_values("mae")[SHOWN].round(4).to_string(index=False)
+    intervals = table.dropna(subset=["pinball_scaled"]).sort_values("pinball_scaled")
+    if len(intervals):
+        shown += "\n\n" + intervals[SHOWN_INTERVALS].round(4).to_string(index=False)
     verdicts = "\n".join(
         f"  {row['model']:>12}: {verdict(row)}"
         for _, row in table.iterrows()

@@ -18,12 +18,17 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from forecaster.cli import config
+from forecaster.cli.baselines import baseline
 from forecaster.cli.sweep_callback import sweep_dir
 from forecaster.data import load_prices, time_split
 from forecaster.errors import ConfigError, ForecasterError
 from forecaster.evaluation import Evaluation, evaluate
-from forecaster.evaluation.plots import forecast_figure, learning_curve_figure
-from forecaster.models import create
+from forecaster.evaluation.plots import (
+    calibration_figure,
+    forecast_figure,
+    learning_curve_figure,
+    pit_figure,
+)
 from forecaster.models.base import Forecaster
 from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
 from forecaster.serving import StreamState
@@ -79,7 +84,9 @@ def train(
             callbacks=[run],
         ) as model:
             model.fit(split.train(prices), split.val(prices))
-            evaluation = evaluate(model, prices, split, _baselines(settings))
+            evaluation = evaluate(
+                model, prices, split, _baselines(settings), settings.model.quantiles
+            )
             history = model.history_
             metrics = {"best_val_loss": history.best_val_loss} | evaluation.tracked_metrics
             run.log_metrics(metrics | {"best_epoch": history.best_epoch})
@@ -93,6 +100,7 @@ def train(
                 "plots/forecast.png",
             )
             run.log_figure(learning_curve_figure(history), "plots/learning_curve.png")
+            _log_intervals(run, evaluation, settings)
             with tempfile.TemporaryDirectory() as tmp:
                 exported = model.export(
                     Path(tmp) / "exported_model",
@@ -120,12 +128,22 @@ def train(
 
 def _baselines(settings: config.TrainAppConf) -> dict[str, Forecaster]:
     """The `train.baselines` to score beside the model (the random walk always is)."""
-    window = settings.window
-    params = {"ridge": {"lookback": window.lookback}}
     return {
-        name: create(name, horizon=window.horizon, **params.get(name, {}))
+        name: baseline(name, settings.window, settings.model.quantiles, settings.seed)
         for name in settings.train.baselines
     }
+
+
+def _log_intervals(run: TrackedRun, evaluation: Evaluation, settings: config.TrainAppConf) -> None:
+    """For the forecasts with quantiles (the model's, probabilistic baselines'): the interval
+    scores by step, the calibration plot and the PIT histograms."""
+    forecasts = evaluation.probabilistic_forecasts
+    if not forecasts:
+        return
+    run.log_frame(evaluation.intervals_by_step, "eval/intervals_by_step.csv")
+    actual, reported = evaluation.actual_prices, tuple(settings.model.quantiles)
+    run.log_figure(calibration_figure(forecasts, actual, reported), "plots/calibration.png")
+    run.log_figure(pit_figure(forecasts, actual), "plots/pit.png")
 
 
 def _check_objective(metric: str, baselines: list[str]) -> None:

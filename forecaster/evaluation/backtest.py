@@ -10,7 +10,10 @@ forecasts every origin of the fold in one call, each from the prices up to that 
 
 `audit` checks that claim instead of trusting it: for a sample of origins it replaces every
 price after the origin with garbage, runs the walk-forward again up to that origin, and requires
-each model's forecast there to be bit-identical.
+each model's forecast there (and its quantiles, for a probabilistic model) to be bit-identical.
+
+Models that forecast quantiles are also scored as distributions (`evaluation.probabilistic`):
+pinball loss, CRPS, coverage, width and Winkler score, overall and by step.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,9 +30,15 @@ import pandas as pd
 from forecaster.errors import ConfigError, DataError, ForecasterError
 from forecaster.evaluation.evaluate import REFERENCE
 from forecaster.evaluation.metrics import forecast_metrics, mase_scale
+from forecaster.evaluation.probabilistic import (
+    PROBABILISTIC_METRIC_NAMES,
+    IntervalScores,
+    quantile_column,
+    score_quantiles,
+)
 from forecaster.evaluation.significance import LOSSES, DieboldMariano, diebold_mariano, loss
 from forecaster.models import DEEP_MODELS, REGISTRY
-from forecaster.models.base import Forecaster
+from forecaster.models.base import QUANTILE_LEVELS, Forecast, Forecaster, select_levels
 from forecaster.models.baselines import NaiveForecaster
 
 SIGNIFICANCE = 0.05
@@ -49,6 +58,9 @@ class BacktestConfig:
             "ridge",
             "auto_ets",
             "auto_arima",
+            "rw_normal",
+            "empirical_quantiles",
+            "garch_t",
         ]  # fmt: skip
     )
     start: str | None = None  # date of the first forecast target; None: use test_fraction
@@ -178,6 +190,10 @@ class BacktestResult:
     forecasts: dict[str, np.ndarray]  # model -> [origins, horizon] prices
     seconds: dict[str, float]  # model -> fitting and forecasting time, all folds
     mase_scale: float  # one-step naive MAE of the prices before the span
+    # Probabilistic models only: [origins, horizon, Q] quantiles of the price at their levels.
+    quantiles: dict[str, np.ndarray] = field(default_factory=dict)
+    quantile_levels: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    reported_levels: tuple[float, ...] = QUANTILE_LEVELS  # model.quantiles: pinball, tables
 
     @property
     def origins(self) -> np.ndarray:
@@ -203,6 +219,23 @@ class BacktestResult:
     def errors(self, name: str) -> np.ndarray:
         return self.forecasts[name] - self.actual
 
+    def probabilistic_forecasts(self) -> dict[str, Forecast]:
+        """Every probabilistic model's forecasts over the span, with their quantiles."""
+        return {
+            name: Forecast.from_quantiles(self.origins, self.quantile_levels[name], values)
+            for name, values in self.quantiles.items()
+        }
+
+    def interval_scores(self, name: str) -> IntervalScores:
+        """The scores of a probabilistic model's quantiles over the span."""
+        return score_quantiles(
+            self.quantiles[name],
+            self.quantile_levels[name],
+            self.actual,
+            self.origin_prices,
+            self.reported_levels,
+        )
+
 
 def walk_forward(
     prices: pd.Series,
@@ -213,14 +246,18 @@ def walk_forward(
     folds: list[Fold] | None = None,
     fit_context: FitContext = _no_context,
     progress: Callable[[str], None] = lambda message: None,
+    reported_levels: Sequence[float] = QUANTILE_LEVELS,
 ) -> BacktestResult:
     """Fit and forecast every model fold by fold (`folds`: those `plan_folds` makes). `models`
     maps names to factories: one instance per model serves every fold, refitted before each.
-    `fit_context` wraps each fit (tracking uses it to give a fold's fit its own run)."""
+    `fit_context` wraps each fit (tracking uses it to give a fold's fit its own run).
+    `reported_levels` (`model.quantiles`) are the quantiles the report scores and saves."""
     folds = plan_folds(prices, horizon, config) if folds is None else folds
     names = list(dict.fromkeys([*models, REFERENCE]))
     instances = {name: (models.get(name) or _reference(horizon))() for name in names}
     forecasts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    quantiles: dict[str, list[np.ndarray]] = {}
+    levels: dict[str, tuple[float, ...]] = {}
     seconds = dict.fromkeys(names, 0.0)
     try:
         for fold in folds:
@@ -238,7 +275,11 @@ def walk_forward(
                         "span later (backtest.start, backtest.test_fraction) or fit on more bars "
                         "(backtest.train_size)."
                     ) from None
-                forecasts[name].append(model.predict(prices, fold.origins).prices)
+                forecast = model.predict(prices, fold.origins)
+                forecasts[name].append(forecast.prices)
+                if forecast.is_probabilistic:
+                    quantiles.setdefault(name, []).append(forecast.quantiles)
+                    levels[name] = forecast.quantile_levels
                 seconds[name] += time.perf_counter() - started
     finally:
         for model in instances.values():
@@ -251,6 +292,9 @@ def walk_forward(
         forecasts={name: np.concatenate(rows) for name, rows in forecasts.items()},
         seconds=seconds,
         mase_scale=mase_scale(prices.iloc[: first + 1]),
+        quantiles={name: np.concatenate(rows) for name, rows in quantiles.items()},
+        quantile_levels=levels,
+        reported_levels=tuple(reported_levels),
     )
 
 
@@ -264,7 +308,8 @@ def _reference(horizon: int) -> Callable[[], Forecaster]:
 def summary(result: BacktestResult) -> pd.DataFrame:
     """One row per model: metrics over the span, the ratio of its MAE to the random walk's, and
     Diebold-Mariano tests against the random walk and the best baseline (absolute and squared
-    loss of the mean error over each forecast's steps, HAC lag horizon - 1)."""
+    loss of the mean error over each forecast's steps, HAC lag horizon - 1); for probabilistic
+    models, the interval scores (`PROBABILISTIC_METRIC_NAMES`; NaN for point forecasts)."""
     actual, origin = result.actual, result.origin_prices
     naive_mae = np.abs(result.errors(REFERENCE)).mean()
     best = result.best_baseline()
@@ -279,6 +324,7 @@ def summary(result: BacktestResult) -> pd.DataFrame:
                 test = _dm(result, name, other, kind)
                 row[f"dm_{label}_{kind}_stat"] = test.statistic
                 row[f"dm_{label}_{kind}_p"] = test.p_value
+        row |= _interval_columns(result, name)
         row["best_baseline"] = best
         row["seconds"] = result.seconds[name]
         rows.append(row)
@@ -302,8 +348,15 @@ def by_step(result: BacktestResult) -> pd.DataFrame:
                 loss(errors[:, k], "absolute"), loss(naive[:, k], "absolute"), k + 1, name
             )
             row["dm_naive_absolute_p"] = test.p_value
+            row |= _interval_columns(result, name, step=k + 1)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _interval_columns(result: BacktestResult, name: str, step: int | None = None) -> dict:
+    if name not in result.quantiles:
+        return dict.fromkeys(PROBABILISTIC_METRIC_NAMES, math.nan)
+    return result.interval_scores(name).summary(step)
 
 
 def _dm(result: BacktestResult, name: str, other: str, kind: str) -> DieboldMariano:
@@ -337,7 +390,9 @@ def verdict(row: pd.Series, short: bool = False) -> str:
 
 
 def forecasts_frame(result: BacktestResult) -> pd.DataFrame:
-    """Every forecast: one row per model, origin and step, with the price that came."""
+    """Every forecast: one row per model, origin and step, with the price that came, and for
+    probabilistic models the quantiles at the reported levels (`q0.05` ... `q0.95`; NaN for
+    point forecasts)."""
     dates = result.prices.index
     origins, horizon = result.origins, result.horizon
     fold_of = np.concatenate([np.full(len(f.origins), f.index + 1) for f in result.folds])
@@ -353,12 +408,19 @@ def forecasts_frame(result: BacktestResult) -> pd.DataFrame:
             "actual": result.actual.ravel(),
         }
     )
-    frames = [
-        common.assign(model=name, forecast=forecast.ravel())
-        for name, forecast in result.forecasts.items()
-    ]
+    reported = result.reported_levels
+    quantile_columns = [quantile_column(level) for level in reported]
+    frames = []
+    for name, forecast in result.forecasts.items():
+        frame = common.assign(model=name, forecast=forecast.ravel())
+        if name in result.quantiles:
+            values = select_levels(result.quantile_levels[name], result.quantiles[name], reported)
+            frame[quantile_columns] = values.reshape(-1, len(reported))
+        else:
+            frame[quantile_columns] = np.nan
+        frames.append(frame)
     columns = ["model", "fold", "origin_date", "origin_price", "step", "target_date"]
-    return pd.concat(frames, ignore_index=True)[[*columns, "forecast", "actual"]]
+    return pd.concat(frames, ignore_index=True)[[*columns, "forecast", *quantile_columns, "actual"]]
 
 
 # -- the leakage audit -------------------------------------------------------------------------
@@ -385,7 +447,7 @@ def audit(
     """Replace every price after each sampled origin with garbage (its later log returns
     shuffled and scaled, so prices stay positive and finite), replay the fold holding that
     origin with fresh models (every fold up to it when refits warm-start from the last fold),
-    and require every model's forecast there to be bit-identical."""
+    and require every model's forecast there, and its quantiles, to be bit-identical."""
     origins = result.origins
     picks = np.unique(np.linspace(0, len(origins) - 1, config.audit_origins).round().astype(int))
     rng = np.random.default_rng(seed)
@@ -401,13 +463,17 @@ def audit(
         )
         replay_row = int(np.flatnonzero(replay.origins == origin)[0])
         for name, forecast in replay.forecasts.items():
-            expected = result.forecasts[name][row]
-            got = forecast[replay_row]
-            if not np.array_equal(got, expected):
-                failures.append(
-                    f"{name} at origin {result.prices.index[origin]:%Y-%m-%d}: forecast moved by "
-                    f"up to {np.max(np.abs(got - expected)):.6g} when only later prices changed"
-                )
+            checked = [("forecast", result.forecasts[name][row], forecast[replay_row])]
+            if name in result.quantiles:
+                expected, got = result.quantiles[name][row], replay.quantiles[name][replay_row]
+                checked.append(("interval", expected, got))
+            for what, expected, got in checked:
+                if not np.array_equal(got, expected):
+                    failures.append(
+                        f"{name} at origin {result.prices.index[origin]:%Y-%m-%d}: {what} moved "
+                        f"by up to {np.max(np.abs(got - expected)):.6g} when only later prices "
+                        "changed"
+                    )
     if failures:
         raise LeakageError(
             "leakage audit failed: a forecast depends on data after its origin.\n  "

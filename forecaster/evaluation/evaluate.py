@@ -1,27 +1,40 @@
-"""Score a forecaster and its baselines on exactly the same test origins, in prices."""
+"""Score a forecaster and its baselines on exactly the same test origins, in prices; those that
+forecast quantiles also as distributions (`evaluation.probabilistic`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from forecaster.data.splits import TimeSplit
 from forecaster.evaluation.metrics import METRIC_NAMES, forecast_metrics, mase_scale
-from forecaster.models.base import Forecast, Forecaster
+from forecaster.evaluation.probabilistic import PROBABILISTIC_METRIC_NAMES, score_quantiles
+from forecaster.models import PROBABILISTIC_BASELINES
+from forecaster.models.base import QUANTILE_LEVELS, Forecast, Forecaster
 from forecaster.models.baselines import NaiveForecaster
 
 REFERENCE = "naive"  # the random walk: always scored, the bar every model must clear
+MODEL = "model"  # the evaluated forecaster's name in tables and figures
 
 
 @dataclass(frozen=True)
 class Evaluation:
     forecast: Forecast  # the model's, one row per test origin
     actual_prices: np.ndarray  # [n, horizon] what happened after each origin
-    metrics: dict[str, float]  # the model's test metrics
+    metrics: dict[str, float]  # the model's test metrics (with the interval scores if it has them)
     baseline_metrics: dict[str, dict[str, float]]  # each baseline's, same origins; naive first
+    baseline_forecasts: dict[str, Forecast] = field(default_factory=dict)
+    # One row per probabilistic model (MODEL or a baseline's name) and step: the interval scores.
+    intervals_by_step: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def probabilistic_forecasts(self) -> dict[str, Forecast]:
+        """The forecasts with quantiles, the model's (as MODEL) first."""
+        forecasts = {MODEL: self.forecast, **self.baseline_forecasts}
+        return {name: f for name, f in forecasts.items() if f.is_probabilistic}
 
     @property
     def naive_metrics(self) -> dict[str, float]:
@@ -39,6 +52,12 @@ class Evaluation:
         return [
             *(f"test_{metric}" for metric in METRIC_NAMES),
             *(f"{name}_test_{metric}" for name in names for metric in METRIC_NAMES),
+            *(
+                f"{name}_test_{metric}"
+                for name in names
+                if name in PROBABILISTIC_BASELINES
+                for metric in PROBABILISTIC_METRIC_NAMES
+            ),
             "test_rmse_skill",
             "test_skill_vs_best_baseline",
         ]
@@ -62,23 +81,43 @@ def evaluate(
     prices: pd.Series,
     split: TimeSplit,
     baselines: Mapping[str, Forecaster] | None = None,
+    reported_levels: Sequence[float] = QUANTILE_LEVELS,
 ) -> Evaluation:
     """Forecast from every test origin of `split` with the (fitted) forecaster, fit each of
     `baselines` (unfitted) on the same training and validation parts, and score them all on the
-    same origins. The random walk is always among the baselines."""
+    same origins. The random walk is always among the baselines. Forecasts with quantiles are
+    also scored as distributions, the pinball loss over `reported_levels` (`model.quantiles`)."""
     horizon = forecaster.horizon
     origins = split.test_origins(horizon)
     p = np.asarray(prices, dtype=np.float64)
     actual = p[origins[:, np.newaxis] + np.arange(1, horizon + 1)]
     scale = mase_scale(split.train(prices))
 
-    def score(forecast: Forecast) -> dict[str, float]:
-        return forecast_metrics(forecast.prices, actual, p[origins], scale)
+    steps = []
+
+    def score(name: str, forecast: Forecast) -> dict[str, float]:
+        metrics = forecast_metrics(forecast.prices, actual, p[origins], scale)
+        if forecast.is_probabilistic:
+            intervals = score_quantiles(
+                forecast.quantiles, forecast.quantile_levels, actual, p[origins], reported_levels
+            )
+            metrics |= intervals.summary()
+            steps.extend(
+                {"model": name, "step": k + 1} | row for k, row in enumerate(intervals.by_step())
+            )
+        return metrics
 
     forecast = forecaster.predict(prices, origins)
     others = {REFERENCE: NaiveForecaster(horizon), **(baselines or {})}
-    baseline_metrics = {
-        name: score(model.fit(split.train(prices), split.val(prices)).predict(prices, origins))
+    baseline_forecasts = {
+        name: model.fit(split.train(prices), split.val(prices)).predict(prices, origins)
         for name, model in others.items()
     }
-    return Evaluation(forecast, actual, score(forecast), baseline_metrics)
+    return Evaluation(
+        forecast,
+        actual,
+        score(MODEL, forecast),
+        {name: score(name, f) for name, f in baseline_forecasts.items()},
+        baseline_forecasts,
+        pd.DataFrame(steps),
+    )
