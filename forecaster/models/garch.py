@@ -14,12 +14,15 @@ freedom) and ``sigma_t^2 = omega + alpha e_{t-1}^2 + beta sigma_{t-1}^2``.
   origin, so no look-ahead is possible by construction (and `tests/test_garch.py` checks it).
 - **Forecast**: the h-step log return is a sum of GARCH returns whose variance feeds back on
   the shocks; its distribution has no closed form (only its variance does, the sum of arch's
-  analytic variance forecasts), and a normal or Student-t with that variance misstates the
-  tails, where the 5 % and 95 % quantiles are. So the quantiles come from arch's own
-  simulation forecast (``method="simulation"``): `simulations` return paths from each origin,
-  summed over the steps, their empirical quantiles exponentiated into prices. The random draws
-  are seeded by `seed` and the origin's position, so a forecast depends on nothing but the
-  prices up to its origin, and is the same in any batch.
+  analytic variance forecasts). A normal with that variance puts the tails too close (on the
+  S&P 500 at horizon 20, the 1 % quantile by 7-8 %); a Student-t with the one-step degrees of
+  freedom happens to come close for typical parameters, but with no guarantee. So the
+  quantiles come from arch's own simulation forecast (``method="simulation"``): `simulations`
+  return paths from each origin, summed over the steps, their empirical quantiles
+  exponentiated into prices; exact up to Monte Carlo error (for a 5 % quantile from 10,000
+  paths, about 1.3 % of its distance from the median), for 15-70 ms per origin. The random
+  draws are seeded by `seed` and the origin's position, so a forecast depends on nothing but
+  the prices up to its origin, and is the same in any batch.
 """
 
 from __future__ import annotations
