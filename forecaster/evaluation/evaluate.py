@@ -93,31 +93,33 @@ def evaluate(
     actual = p[origins[:, np.newaxis] + np.arange(1, horizon + 1)]
     scale = mase_scale(split.train(prices))
 
-    steps = []
-
-    def score(name: str, forecast: Forecast) -> dict[str, float]:
-        metrics = forecast_metrics(forecast.prices, actual, p[origins], scale)
-        if forecast.is_probabilistic:
-            intervals = score_quantiles(
-                forecast.quantiles, forecast.quantile_levels, actual, p[origins], reported_levels
-            )
-            metrics |= intervals.summary()
-            steps.extend(
-                {"model": name, "step": k + 1} | row for k, row in enumerate(intervals.by_step())
-            )
-        return metrics
-
     forecast = forecaster.predict(prices, origins)
     others = {REFERENCE: NaiveForecaster(horizon), **(baselines or {})}
     baseline_forecasts = {
         name: model.fit(split.train(prices), split.val(prices)).predict(prices, origins)
         for name, model in others.items()
     }
+    forecasts = {MODEL: forecast, **baseline_forecasts}
+    intervals = {
+        name: score_quantiles(f.quantiles, f.quantile_levels, actual, p[origins], reported_levels)
+        for name, f in forecasts.items()
+        if f.is_probabilistic
+    }
+    metrics = {
+        name: forecast_metrics(f.prices, actual, p[origins], scale)
+        | (intervals[name].summary() if name in intervals else {})
+        for name, f in forecasts.items()
+    }
+    steps = [
+        {"model": name, "step": k + 1} | row
+        for name, scores in intervals.items()
+        for k, row in enumerate(scores.by_step())
+    ]
     return Evaluation(
         forecast,
         actual,
-        score(MODEL, forecast),
-        {name: score(name, f) for name, f in baseline_forecasts.items()},
+        metrics.pop(MODEL),
+        metrics,
         baseline_forecasts,
         pd.DataFrame(steps),
     )
