@@ -197,9 +197,8 @@ def _markdown(table: pd.DataFrame, best: str, origins: int, folds: int) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for _, row in table.sort_values("mae").iterrows():
-        name = f"**{row['model']}**" if row["model"] in DEEP_MODELS else row["model"]
         lines.append(
-            f"| {name} | {row['mae_vs_naive']:.4f} | {row['mae']:.4g} | "
+            f"| {_bold_if_deep(row['model'])} | {row['mae_vs_naive']:.4f} | {row['mae']:.4g} | "
             f"{row['dm_naive_absolute_p']:.3f} | {row['dm_best_absolute_p']:.3f} | "
             f"{verdict(row, short=True)} |"
         )
@@ -207,21 +206,25 @@ def _markdown(table: pd.DataFrame, best: str, origins: int, folds: int) -> str:
     if len(intervals):
         lines += [
             "",
-            "**Intervals** (quantile forecasts; pinball and CRPS / the random walk's MAE, lower "
-            "is better; coverage nominal 0.80 and 0.90; 90 % width relative to price; Winkler "
-            "score of the 90 % interval, in price units):",
+            "**Intervals**: pinball loss and CRPS / the random walk's MAE (lower is better), "
+            "coverage (nominal 0.80, 0.90), 90 % width / price, 90 % Winkler score.",
             "",
-            "| model | pinball / naive MAE | CRPS / naive MAE | coverage 80 % | coverage 90 % "
-            "| width 90 % | Winkler 90 % |",
+            "| model | pinball / naive | CRPS / naive | cover 80 % | cover 90 % | width 90 % "
+            "| Winkler 90 % |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for _, row in intervals.iterrows():
             lines.append(
-                f"| {row['model']} | {row['pinball_scaled']:.4f} | {row['crps_scaled']:.4f} | "
+                f"| {_bold_if_deep(row['model'])} | {row['pinball_scaled']:.4f} | "
+                f"{row['crps_scaled']:.4f} | "
                 f"{row['coverage_80']:.3f} | {row['coverage_90']:.3f} | {row['width_90']:.2%} | "
                 f"{row['winkler_90']:.4g} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _bold_if_deep(name: str) -> str:
+    return f"**{name}**" if name in DEEP_MODELS else name
 
 
 def _terminal(table: pd.DataFrame, run_id: str) -> str:
