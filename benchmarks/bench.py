@@ -78,8 +78,8 @@ import tensorflow as tf  # noqa: E402
 
 from forecaster.models.seq2seq.lstm import SEQUENCE_IMPLEMENTATIONS  # noqa: E402
 from forecaster.models.seq2seq.network import Seq2SeqModel  # noqa: E402
-from forecaster.models.seq2seq.precision import cpu_model, vector_extensions  # noqa: E402
 from forecaster.models.seq2seq.spec import ModelSpec  # noqa: E402
+from forecaster.training.precision import cpu_model, vector_extensions  # noqa: E402
 
 OURS_PREFIX = "ours/"
 

@@ -86,6 +86,7 @@ class Seq2SeqForecaster:
             seed=self.seed,
             intra_op_threads=self.train.intra_op_threads,
             inter_op_threads=self.train.inter_op_threads,
+            precision=self.train.precision,
         )
         callbacks = list(self.callbacks)
         if val is not None:

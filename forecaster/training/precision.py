@@ -1,11 +1,12 @@
-"""Numeric precision of the LSTM's matmuls, and what this CPU can do fast.
+"""`train.precision`, and what this CPU can do fast.
 
-`train.precision=bf16` runs the matmuls in bfloat16 (inputs rounded to bf16, products summed in
-float32; the state, gates and weights stay float32). It pays only where the CPU multiplies bf16
-natively: AVX512-BF16 or AMX. Elsewhere TensorFlow emulates bf16 in float32 and it is slower
-than float32, so it is refused with a message that says why.
+`train.precision=bf16` lets TensorFlow's oneDNN mixed-precision rewrite run the training
+Session's eligible ops in bfloat16 (the variables, the checkpoints and the exported model stay
+float32). It pays only where the CPU computes in bf16 natively, with AVX512-BF16 or AMX;
+elsewhere bf16 is emulated and slower than float32, so it is refused, with a message that says
+why, when the config is read. The default is float32.
 
-No TensorFlow here: the config is checked before any graph is built.
+No TensorFlow here: the config is checked before anything is built.
 """
 
 from __future__ import annotations
@@ -40,35 +41,34 @@ VECTOR_FLAGS = (
 CPUINFO = Path("/proc/cpuinfo")
 
 
-def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
-    """The first CPU's feature flags (empty where /proc/cpuinfo is not there)."""
+def _cpuinfo_text(cpuinfo: Path | None) -> str:
     try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
+        return (cpuinfo or CPUINFO).read_text()
+    except OSError:  # not Linux
+        return ""
+
+
+def cpu_flags(cpuinfo: Path | None = None) -> frozenset[str]:
+    """The first CPU's feature flags (empty where /proc/cpuinfo is not there)."""
+    for line in _cpuinfo_text(cpuinfo).splitlines():
         if line.startswith("flags"):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
 
 
-def cpu_model(cpuinfo: Path = CPUINFO) -> str:
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        text = ""
-    for line in text.splitlines():
+def cpu_model(cpuinfo: Path | None = None) -> str:
+    for line in _cpuinfo_text(cpuinfo).splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
-def vector_extensions(cpuinfo: Path = CPUINFO) -> tuple[str, ...]:
+def vector_extensions(cpuinfo: Path | None = None) -> tuple[str, ...]:
     flags = cpu_flags(cpuinfo)
     return tuple(flag for flag in VECTOR_FLAGS if flag in flags)
 
 
-def check_precision(precision: str, cpuinfo: Path = CPUINFO) -> None:
+def check_precision(precision: str, cpuinfo: Path | None = None) -> None:
     """Refuse an unknown precision, and bf16 on a CPU without native bf16 matmuls."""
     if precision not in PRECISIONS:
         raise ConfigError(
