@@ -17,9 +17,9 @@ The target is input feature 0; the decoder reads and writes the (scaled) target 
 - Hand-off: `decoder_initial_state` is the encoder's final `(c, h)` of every layer, layer k to
   layer k, as explicit named tensors.
 - Decoder, training: teacher forcing. Step 0 reads the last observed target, step k the true
-  target k-1.
+  target k-1; all known up front, so each layer runs over the horizon as one fused sequence op.
 - Decoder, inference: autoregressive. Step k reads the prediction of step k-1; the cell is run
-  step by step with the same weights.
+  step by step with the same weights, one fused op per layer and step.
 """
 
 from __future__ import annotations
