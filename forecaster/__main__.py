@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("train", "predict")
+COMMANDS = ("train", "backtest", "predict")
 USAGE = """usage: python -m forecaster <command> [overrides...]
 
 commands:
-  train    train on a price CSV and log the run to MLflow   (e.g. window.horizon=20)
-  predict  forecast the next prices with a logged model      (run_id=<id> [warm_start=true])
+  train     train on a price CSV and log the run to MLflow  (e.g. window.horizon=20)
+  backtest  walk the model and the baselines forward through the last years, on the same
+            origins, with significance tests               (e.g. backtest.refit_every=250)
+  predict   forecast the next prices with a logged model     (run_id=<id> [warm_start=true])
 
 Hydra flags work after the command: --help, --cfg job, -m (multirun)."""
 
@@ -29,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "predict":
         from forecaster.cli.predict import main as hydra_main
+    elif command == "backtest":
+        from forecaster.cli.backtest import main as hydra_main
     else:
         from forecaster.cli.train import main as hydra_main
 

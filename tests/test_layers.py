@@ -83,6 +83,8 @@ def test_no_module_imports_a_later_layer(path):
         ("hydra", ("cli",)),  # configs are composed at the entry points only
         ("omegaconf", ("cli",)),
         ("tensorflow", ("models", "serving")),
+        ("statsforecast", ("models",)),
+        ("sklearn", ("models",)),
         ("keras", ()),  # only the benchmark compares against Keras
     ],
 )
@@ -107,15 +109,17 @@ def test_graph_building_creates_no_session_and_does_no_io():
 
 
 def test_layers_below_the_model_load_neither_tensorflow_nor_mlflow():
-    """Reading data, training bookkeeping, baselines, metrics and plots, and composing the
-    config, must not pay for TensorFlow's import (about 9 s) or MLflow's."""
+    """Reading data, training bookkeeping, baselines, metrics, backtests and plots, and
+    composing the config, must not pay for TensorFlow's import (about 9 s), MLflow's or
+    statsforecast's (about 5 s, only for the ETS and ARIMA baselines)."""
     code = (
         "import sys\n"
         "import forecaster.data, forecaster.data.synthetic, forecaster.training\n"
         "import forecaster.models, forecaster.models.baselines, forecaster.evaluation\n"
-        "import forecaster.evaluation.plots, forecaster.models.seq2seq.spec\n"
-        "import forecaster.cli.config\n"
-        "loaded = [m for m in ('tensorflow', 'mlflow', 'keras') if m in sys.modules]\n"
+        "import forecaster.evaluation.backtest, forecaster.evaluation.plots\n"
+        "import forecaster.models.seq2seq.spec, forecaster.cli.config\n"
+        "heavy = ('tensorflow', 'mlflow', 'keras', 'statsforecast')\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -131,6 +135,9 @@ def test_cli_entry_points_load_tensorflow_and_mlflow_only_when_a_command_runs():
         "import forecaster.__main__, forecaster.cli.train, forecaster.cli.predict\n"
         "import forecaster.cli.sweep_callback\n"
         "loaded = [m for m in ('tensorflow', 'mlflow', 'matplotlib') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "import forecaster.cli.backtest  # its figures need matplotlib, no more\n"
+        "loaded = [m for m in ('tensorflow', 'mlflow') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

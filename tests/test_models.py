@@ -34,9 +34,18 @@ def tiny_seq2seq(horizon: int = HORIZON, seed: int = 0):
     )
 
 
+def baseline(name: str, **params) -> Callable:
+    return lambda horizon=HORIZON, seed=0: create(name, horizon=horizon, **params)
+
+
 # name -> factory(horizon, seed): the smallest configuration of each model.
 TINY: dict[str, Callable] = {
-    "naive": lambda horizon=HORIZON, seed=0: create("naive", horizon=horizon),
+    "naive": baseline("naive"),
+    "drift": baseline("drift"),
+    "mean_return": baseline("mean_return"),
+    "ridge": baseline("ridge", lookback=10),
+    "auto_ets": baseline("auto_ets"),
+    "auto_arima": baseline("auto_arima"),
     "seq2seq": tiny_seq2seq,
 }
 

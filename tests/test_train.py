@@ -15,7 +15,7 @@ from conftest import REPO_ROOT
 from mlflow.tracking import MlflowClient
 
 from forecaster.cli.train import train
-from forecaster.errors import DataError, TrainingDivergedError
+from forecaster.errors import ConfigError, DataError, TrainingDivergedError
 from forecaster.evaluation.metrics import METRIC_NAMES
 
 pytestmark = pytest.mark.slow
@@ -54,8 +54,15 @@ def test_train_logs_a_complete_run(tiny_config, tracking_uri, dataset, tmp_path)
 
     for name in METRIC_NAMES:
         assert np.isfinite(run.data.metrics[f"test_{name}"])
-        assert np.isfinite(run.data.metrics[f"naive_test_{name}"])
+        for baseline in ("naive", "drift", "ridge"):  # train.baselines, on the same origins
+            assert np.isfinite(run.data.metrics[f"{baseline}_test_{name}"])
         assert run.data.metrics[f"test_{name}"] == pytest.approx(metrics[f"test_{name}"])
+    maes = {b: run.data.metrics[f"{b}_test_mae"] for b in ("naive", "drift", "ridge")}
+    best = min(maes, key=maes.get)
+    assert run.data.tags["test_best_baseline"] == best
+    assert run.data.metrics["test_skill_vs_best_baseline"] == pytest.approx(
+        1 - run.data.metrics["test_mae"] / maes[best]
+    )
     for curve in ("train_loss", "val_loss"):
         history = client.get_metric_history(run.info.run_id, curve)
         assert [m.step for m in history] == [1, 2]
@@ -107,6 +114,13 @@ def test_bad_input_fails_the_run_with_the_reason(tiny_config, tracking_uri, tmp_
     assert "nope.csv" in run.data.tags["failure_reason"]
     assert mlflow.active_run() is None
     assert run.data.params["data.path"] == str(missing)  # what was logged before is kept
+
+
+def test_an_objective_no_run_logs_is_refused_before_training(tiny_config, tracking_uri):
+    with pytest.raises(ConfigError, match=r"objective.metric='test_sharpe' is not a metric"):
+        train(tiny_config("objective.metric=test_sharpe"))
+    _, run = only_run(tracking_uri)
+    assert run.info.status == "FAILED" and "train_loss" not in run.data.metrics
 
 
 def test_diverging_loss_fails_the_run(tiny_config, tracking_uri):

@@ -15,6 +15,8 @@ from omegaconf import MISSING, OmegaConf
 
 from forecaster.data.splits import WindowConfig
 from forecaster.errors import ConfigError
+from forecaster.evaluation.backtest import BacktestConfig
+from forecaster.models import DEEP_MODELS, REGISTRY
 from forecaster.models.seq2seq.spec import Seq2SeqConfig
 from forecaster.paths import bundled, workspace
 from forecaster.training.loop import TrainConfig
@@ -61,15 +63,44 @@ class ObjectiveConf:
 
 
 @dataclass
+class TrainRunConfig(TrainConfig):
+    """`train` of `python -m forecaster train`: the loop's settings, and the baselines every
+    run is scored against on the same test origins (the random walk always is)."""
+
+    baselines: list[str] = field(default_factory=lambda: ["naive", "drift", "ridge"])
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        known = sorted(set(REGISTRY) - set(DEEP_MODELS))
+        unknown = [name for name in self.baselines if name not in known]
+        if unknown:
+            raise ConfigError(
+                f"train.baselines={list(self.baselines)!r}: unknown baseline(s) {unknown}; "
+                f"choose from {known}."
+            )
+
+
+@dataclass
 class TrainAppConf:
     data: DataConf = field(default_factory=DataConf)
     window: WindowConfig = field(default_factory=WindowConfig)
     model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainRunConfig = field(default_factory=TrainRunConfig)
     tracking: TrackingConf = field(default_factory=TrackingConf)
     eval: EvalConf = field(default_factory=EvalConf)
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     seed: int = 42  # same seed, data and config: same metrics
+
+
+@dataclass
+class BacktestAppConf:
+    data: DataConf = field(default_factory=DataConf)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    tracking: TrackingConf = field(default_factory=TrackingConf)
+    seed: int = 42
 
 
 @dataclass
@@ -88,4 +119,5 @@ def register() -> None:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
     ConfigStore.instance().store(name="train_schema", node=TrainAppConf)
+    ConfigStore.instance().store(name="backtest_schema", node=BacktestAppConf)
     ConfigStore.instance().store(name="predict_schema", node=PredictAppConf)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from forecaster.evaluation import Evaluation
+    from forecaster.models.base import Forecaster
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def train(
             OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg, resolve=True)
         )
         settings: config.TrainAppConf = OmegaConf.to_object(cfg)  # checks every value
-        _check_objective(settings.objective.metric)
+        _check_objective(settings.objective.metric, settings.train.baselines)
         data, window = settings.data, settings.window
         series = load_prices(data.path, data.date_column, data.price_column)
         run.log_data_source(series)
@@ -84,10 +85,11 @@ def train(
             callbacks=[run],
         ) as model:
             model.fit(split.train(prices), split.val(prices))
-            evaluation = evaluate(model, prices, split)
+            evaluation = evaluate(model, prices, split, _baselines(settings))
             history = model.history_
             metrics = {"best_val_loss": history.best_val_loss} | evaluation.tracked_metrics
             run.log_metrics(metrics | {"best_epoch": history.best_epoch})
+            run.set_tags({"test_best_baseline": evaluation.best_baseline})
             run.log_state(
                 StreamState.of_forecast(evaluation.forecast, prices, -1),
                 _describe_last_window(prices, evaluation, settings),
@@ -107,20 +109,37 @@ def train(
                 example = recent.rename(series.price_column).rename_axis(data.date_column)
                 run.log_model(exported, example.reset_index())
         log.info(
-            "test rmse %.4f vs naive %.4f (skill %.3f), mase %.3f; run %s",
+            "test rmse %.4f vs naive %.4f (skill %.3f), mase %.3f; mae %.4f vs the best "
+            "baseline's (%s) %.4f (skill %.3f); run %s",
             metrics["test_rmse"],
             metrics["naive_test_rmse"],
             metrics["test_rmse_skill"],
             metrics["test_mase"],
+            metrics["test_mae"],
+            evaluation.best_baseline,
+            metrics[f"{evaluation.best_baseline}_test_mae"],
+            metrics["test_skill_vs_best_baseline"],
             run.run_id,
         )
     return metrics
 
 
-def _check_objective(metric: str) -> None:
+def _baselines(settings: config.TrainAppConf) -> dict[str, Forecaster]:
+    """The `train.baselines` to score beside the model (the random walk always is)."""
+    from forecaster.models import create
+
+    window = settings.window
+    params = {"ridge": {"lookback": window.lookback}}
+    return {
+        name: create(name, horizon=window.horizon, **params.get(name, {}))
+        for name in settings.train.baselines
+    }
+
+
+def _check_objective(metric: str, baselines: list[str]) -> None:
     from forecaster.evaluation import Evaluation
 
-    logged = ["best_val_loss", "best_epoch", *Evaluation.tracked_names()]
+    logged = ["best_val_loss", "best_epoch", *Evaluation.tracked_names(baselines)]
     if metric not in logged:
         raise ConfigError(
             f"objective.metric={metric!r} is not a metric a run logs; choose one of {logged}."

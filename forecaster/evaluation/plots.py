@@ -1,4 +1,4 @@
-"""Figures for review: forecasts against actuals in price space, and the learning curve."""
+"""Figures for review: forecasts against actuals in prices, learning curves, sweeps, backtests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from forecaster.evaluation.evaluate import Evaluation  # noqa: E402
+from forecaster.evaluation.backtest import BacktestResult  # noqa: E402
+from forecaster.evaluation.evaluate import REFERENCE, Evaluation  # noqa: E402
 from forecaster.training.history import History  # noqa: E402
 
 
@@ -75,5 +76,44 @@ def sweep_figure(summary: pd.DataFrame, objective: str, direction: str = "minimi
         ax.set_title(label, fontsize=9)
     axes[0, 1].axvline(0.0, color="0.4", lw=1)
     axes[0, 1].set_yticks(y, [""] * len(names))
+    fig.tight_layout()
+    return fig
+
+
+def backtest_figure(result: BacktestResult, skill_window: int = 50) -> Figure:
+    """Does a model beat the random walk, when, and at which step: the cumulative absolute
+    error difference to it (below 0: ahead), the rolling ratio of MAEs, and the MAE by step."""
+    dates = result.prices.index[result.origins]
+    naive = np.abs(result.errors(REFERENCE))
+    fig, axes = plt.subplots(3, 1, figsize=(11, 11))
+    cumulative, rolling, steps = axes
+    step_axis = np.arange(1, result.horizon + 1)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, name in enumerate(result.forecasts):
+        errors = np.abs(result.errors(name))
+        width = 2.0 if name not in result.baselines else 1.0
+        style = {"lw": width, "color": colours[i % len(colours)]}  # one colour per model
+        steps.plot(step_axis, errors.mean(axis=0), "o-", ms=3, label=name, **style)
+        if name == REFERENCE:
+            continue
+        difference = (errors - naive).mean(axis=1)
+        cumulative.plot(dates, np.cumsum(difference), label=name, **style)
+        window = min(skill_window, len(dates))
+        ratio = (
+            pd.Series(errors.mean(axis=1)).rolling(window).mean()
+            / pd.Series(naive.mean(axis=1)).rolling(window).mean()
+        )
+        rolling.plot(dates, ratio.to_numpy(), label=name, **style)
+    cumulative.axhline(0.0, color="0.3", lw=1)
+    cumulative.set_title("cumulative absolute error minus the random walk's (below 0: ahead)")
+    cumulative.set_ylabel("price units")
+    rolling.axhline(1.0, color="0.3", lw=1)
+    rolling.set_title(f"MAE / random walk's MAE over the last {skill_window} origins (< 1: better)")
+    steps.set_title("MAE by horizon step")
+    steps.set_xlabel("step")
+    steps.set_xticks(step_axis)
+    for ax in axes:
+        ax.legend(fontsize=7, ncol=4)
+    fig.suptitle(f"Walk-forward backtest, horizon {result.horizon} ({result.prices.name})")
     fig.tight_layout()
     return fig

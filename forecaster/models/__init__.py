@@ -13,8 +13,15 @@ from forecaster.models.base import Forecast, Forecaster
 
 REGISTRY = {
     "naive": "forecaster.models.baselines:NaiveForecaster",
+    "drift": "forecaster.models.baselines:DriftForecaster",
+    "mean_return": "forecaster.models.baselines:MeanReturnForecaster",
+    "ridge": "forecaster.models.baselines:RidgeForecaster",
+    "auto_ets": "forecaster.models.statistical:AutoETSForecaster",
+    "auto_arima": "forecaster.models.statistical:AutoARIMAForecaster",
     "seq2seq": "forecaster.models.seq2seq.forecaster:Seq2SeqForecaster",
 }
+# The models trained by the project itself; every other entry is a baseline.
+DEEP_MODELS = ("seq2seq",)
 
 
 def forecaster_class(name: str) -> type:
@@ -29,4 +36,4 @@ def create(name: str, **params) -> Forecaster:
     return forecaster_class(name)(**params)
 
 
-__all__ = ["REGISTRY", "Forecast", "Forecaster", "create", "forecaster_class"]
+__all__ = ["DEEP_MODELS", "REGISTRY", "Forecast", "Forecaster", "create", "forecaster_class"]

@@ -99,6 +99,8 @@ class TrackedRun:
     def __enter__(self) -> TrackedRun:
         mlflow.set_tracking_uri(self.uri)
         run = mlflow.start_run(
+            # A run started inside another (a backtest's fold inside the backtest) is its child.
+            nested=mlflow.active_run() is not None,
             experiment_id=experiment_id(
                 MlflowClient(self.uri), self.experiment_name, self.artifact_location
             ),
@@ -152,6 +154,30 @@ class TrackedRun:
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         mlflow.log_metrics(dict(metrics))
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        mlflow.log_params(dict(params))
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        mlflow.set_tags(dict(tags))
+
+    def set_description(self, markdown: str) -> None:
+        """The run's description: the MLflow UI shows it at the top of the run's page."""
+        mlflow.set_tag("mlflow.note.content", markdown)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        mlflow.log_text(text, artifact_file)
+
+    def log_frame(self, frame: pd.DataFrame, artifact_file: str) -> None:
+        """A table as `.csv` or `.parquet`, by the artifact's suffix."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(artifact_file).name
+            if path.suffix == ".parquet":
+                frame.to_parquet(path, index=False)
+            else:
+                frame.to_csv(path, index=False)
+            folder = str(Path(artifact_file).parent)
+            mlflow.log_artifact(str(path), None if folder == "." else folder)
 
     def log_state(self, state: StreamState, description: dict) -> None:
         """`states/final_states.npz` (the state file format, `serving.states`) and a JSON that

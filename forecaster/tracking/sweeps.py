@@ -31,6 +31,7 @@ SUMMARY_COLUMNS = (
     "test_rmse",
     "naive_test_rmse",
     "test_rmse_skill",
+    "test_skill_vs_best_baseline",
     "test_mase",
     "test_directional_accuracy",
 )

@@ -38,6 +38,7 @@ class Seq2SeqForecaster:
         train: TrainConfig | None = None,
         target: str = "log_return",
         seed: int = 0,
+        warm_start: bool = False,
         callbacks: Sequence[Callback] = (),
         checkpoint_dir: str | Path | None = None,
     ) -> None:
@@ -47,6 +48,8 @@ class Seq2SeqForecaster:
         self.train = train or TrainConfig()
         self.target = target
         self.seed = seed
+        # scikit-learn's meaning: a refit starts from the weights the last fit ended with.
+        self.warm_start = warm_start
         self.callbacks = callbacks  # run-time hooks (tracking), not hyperparameters
         self.checkpoint_dir = checkpoint_dir
         self.horizon = self.window.horizon
@@ -79,15 +82,7 @@ class Seq2SeqForecaster:
             stride=w.stride,
             target=self.target,
         )
-        self.close()
-        spec = ModelSpec.of(w.horizon, self.model, self.train)
-        self.network_ = Seq2SeqModel(
-            spec,
-            seed=self.seed,
-            intra_op_threads=self.train.intra_op_threads,
-            inter_op_threads=self.train.inter_op_threads,
-            precision=self.train.precision,
-        )
+        self._prepare_network(ModelSpec.of(w.horizon, self.model, self.train))
         callbacks = list(self.callbacks)
         if val is not None:
             callbacks.append(EarlyStopping(self.train.patience))
@@ -103,6 +98,33 @@ class Seq2SeqForecaster:
         )
         self.scaler_ = windows.scaler
         return self
+
+    def _prepare_network(self, spec: ModelSpec) -> None:
+        """A network in its initial state. A refit with the same spec, seed, threads and precision
+        reuses the graph (reset to its initial values: the same numbers as a new one, without
+        the build); with `warm_start`, from the weights the last fit ended with."""
+        threads = (self.train.intra_op_threads, self.train.inter_op_threads)
+        precision = self.train.precision
+        network = self.network_
+        if network is not None and (
+            network.spec,
+            network.seed,
+            network.threads,
+            network.precision,
+        ) == (spec, self.seed, threads, precision):
+            weights = network.get_weights() if self.warm_start else None
+            network.reset()
+            if weights is not None:
+                network.set_weights(weights)
+            return
+        self.close()
+        self.network_ = Seq2SeqModel(
+            spec,
+            seed=self.seed,
+            intra_op_threads=threads[0],
+            inter_op_threads=threads[1],
+            precision=precision,
+        )
 
     def predict(self, prices: pd.Series, origins: np.ndarray) -> Forecast:
         check_fitted(self, "network_")
