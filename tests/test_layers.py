@@ -127,3 +127,21 @@ def test_layers_below_the_model_load_neither_tensorflow_nor_mlflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_cli_entry_points_load_tensorflow_and_mlflow_only_when_a_command_runs():
+    """`python -m forecaster train --help` and `--cfg job` compose the config and stop: the
+    entry modules (and the sweep callback Hydra instantiates) import the heavy libraries inside
+    the functions that need them."""
+    code = (
+        "import sys\n"
+        "import forecaster.__main__, forecaster.cli.train, forecaster.cli.predict\n"
+        "import forecaster.cli.sweep_callback\n"
+        "loaded = [m for m in ('tensorflow', 'mlflow', 'matplotlib') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "import forecaster.cli.backtest  # its figures need matplotlib, no more\n"
+        "loaded = [m for m in ('tensorflow', 'mlflow') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

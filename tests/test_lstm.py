@@ -8,6 +8,7 @@ from forecaster.models.seq2seq.lstm import (
     FORGET_BIAS,
     SEQUENCE_IMPLEMENTATIONS,
     fused_sequence,
+    fused_step,
     lstm_step,
     make_lstm_weights,
     state_at,
@@ -64,17 +65,22 @@ def run_sequence(sequence_fn, case):
             return session.run(out)
 
 
-def step_by_step(inputs, initial_state, weights):
+def step_by_step(inputs, initial_state, weights, step=lstm_step):
     """A Python loop over `lstm_step`: the third way to run a layer."""
     state, cs, hs = initial_state, [], []
     for t in range(inputs.shape[0]):
-        state = lstm_step(inputs[t], state, weights)
+        state = step(inputs[t], state, weights)
         cs.append(state.c)
         hs.append(state.h)
     return LSTMState(tf.stack(cs), tf.stack(hs))
 
 
-ALL_WAYS = [step_by_step, fused_sequence, while_loop_sequence]
+def fused_step_by_step(inputs, initial_state, weights):
+    """A Python loop over `fused_step`, the one-op step the autoregressive decoder runs."""
+    return step_by_step(inputs, initial_state, weights, step=fused_step)
+
+
+ALL_WAYS = [step_by_step, fused_step_by_step, fused_sequence, while_loop_sequence]
 
 
 def test_every_encoder_name_has_an_implementation():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import hydra
 import numpy as np
@@ -40,8 +41,9 @@ from forecaster.evaluation.plots import (
 from forecaster.evaluation.probabilistic import PROBABILISTIC_METRIC_NAMES
 from forecaster.models import DEEP_MODELS, create
 from forecaster.models.base import Forecaster
-from forecaster.tracking import TrackedRun
-from forecaster.tracking.provenance import run_tags, shown_overrides
+
+if TYPE_CHECKING:
+    from forecaster.tracking import TrackedRun
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,10 @@ def model_factories(settings: config.BacktestAppConf) -> dict[str, Callable[[], 
 
 
 def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.DataFrame:
+    # MLflow (and TensorFlow, through the tracking layer) load here, not at import: `--help`
+    # and `--cfg job` only compose the config.
+    from forecaster.tracking import TrackedRun
+
     tracking = cfg.tracking
     with TrackedRun(
         tracking.uri,
@@ -156,6 +162,8 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
 
 def _fold_runs(settings: config.BacktestAppConf, parent: TrackedRun):
     """Each fit of a deep model becomes a child run with its learning curves."""
+    from forecaster.tracking import TrackedRun
+
     tracking = settings.tracking
 
     @contextlib.contextmanager
@@ -242,6 +250,8 @@ def _terminal(table: pd.DataFrame, run_id: str) -> str:
 
 @hydra.main(config_path=config.CONFIG_PATH, config_name="backtest", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from forecaster.tracking.provenance import run_tags, shown_overrides
+
     overrides = list(HydraConfig.get().overrides.task)
     try:
         backtest(

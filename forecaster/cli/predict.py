@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import numpy as np
-import pandas as pd
 from omegaconf import DictConfig
 
-from forecaster import tracking
 from forecaster.cli import config
-from forecaster.data import load_prices
 from forecaster.errors import ConfigError, DataError, ForecasterError
-from forecaster.serving import OnlineForecaster, PriceForecast
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forecaster.serving import PriceForecast
 
 log = logging.getLogger(__name__)
 
 
 def predict(cfg: DictConfig) -> pd.DataFrame:
+    # MLflow and TensorFlow load here, not at import: `--help` and `--cfg job` need neither.
+    from forecaster import tracking
+    from forecaster.data import load_prices
+
     if not cfg.run_id and not cfg.model_uri:
         raise ConfigError("say which model to use: run_id=<MLflow run id> or model_uri=<URI>")
     if cfg.warm_start and not cfg.run_id:
@@ -54,6 +59,11 @@ def predict(cfg: DictConfig) -> pd.DataFrame:
 
 
 def _warm_start(run_id: str, model, prices: pd.Series) -> tuple[PriceForecast, str]:
+    import numpy as np
+
+    from forecaster import tracking
+    from forecaster.serving import OnlineForecaster
+
     state, _ = tracking.load_final_states(run_id)
     origin = state.last_date
     if origin not in prices.index:

@@ -14,8 +14,6 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from forecaster.tracking.sweeps import finish_sweep, start_sweep
-
 
 def sweep_dir(directory: str) -> str:
     """The sweep's identity: its output directory (`hydra.sweep.dir`), absolute."""
@@ -27,6 +25,8 @@ class MlflowSweepCallback(Callback):
         self.parent_run_id: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from forecaster.tracking.sweeps import start_sweep  # MLflow: only when a sweep starts
+
         self.parent_run_id = start_sweep(
             config.tracking.uri,
             config.tracking.experiment_name,
@@ -37,6 +37,8 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.parent_run_id is not None:
+            from forecaster.tracking.sweeps import finish_sweep
+
             objective = config.objective
             finish_sweep(
                 config.tracking.uri, self.parent_run_id, objective.metric, objective.direction

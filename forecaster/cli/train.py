@@ -2,6 +2,9 @@
 
 `train(cfg)` does the work and returns the metrics; `main` is the Hydra entry point and returns
 the metric named by `objective.metric`, which sweepers optimise.
+
+TensorFlow, MLflow, pandas and matplotlib are imported inside the functions that use them:
+`--help` and `--cfg job` only compose the config, and should not wait ~10 s for them.
 """
 
 from __future__ import annotations
@@ -10,31 +13,23 @@ import logging
 import math
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from forecaster.cli import config
-from forecaster.cli.baselines import baseline
 from forecaster.cli.sweep_callback import sweep_dir
-from forecaster.data import load_prices, time_split
 from forecaster.errors import ConfigError, ForecasterError
-from forecaster.evaluation import Evaluation, evaluate
-from forecaster.evaluation.plots import (
-    calibration_figure,
-    forecast_figure,
-    learning_curve_figure,
-    pit_figure,
-)
-from forecaster.models.base import Forecaster
-from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
-from forecaster.serving import StreamState
-from forecaster.tracking import TrackedRun
-from forecaster.tracking.provenance import run_tags, shown_overrides
-from forecaster.tracking.sweeps import find_sweep
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forecaster.evaluation import Evaluation
+    from forecaster.models.base import Forecaster
+    from forecaster.tracking import TrackedRun
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +43,13 @@ def train(
 ) -> dict[str, float]:
     """Train, evaluate and log one run; return its metrics. `tracking.run_name` wins over
     `run_name`; `parent_run_id` makes the run a sweep's child."""
+    from forecaster.data import load_prices, time_split
+    from forecaster.evaluation import evaluate
+    from forecaster.evaluation.plots import forecast_figure, learning_curve_figure
+    from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
+    from forecaster.serving import StreamState
+    from forecaster.tracking import TrackedRun
+
     tracking = cfg.tracking
     with TrackedRun(
         tracking.uri,
@@ -128,6 +130,8 @@ def train(
 
 def _baselines(settings: config.TrainAppConf) -> dict[str, Forecaster]:
     """The `train.baselines` to score beside the model (the random walk always is)."""
+    from forecaster.cli.baselines import baseline
+
     return {
         name: baseline(name, settings.window, settings.model.quantiles, settings.seed)
         for name in settings.train.baselines
@@ -140,6 +144,8 @@ def _log_intervals(run: TrackedRun, evaluation: Evaluation, settings: config.Tra
     forecasts = evaluation.probabilistic_forecasts
     if not forecasts:
         return
+    from forecaster.evaluation.plots import calibration_figure, pit_figure
+
     run.log_frame(evaluation.intervals_by_step, "eval/intervals_by_step.csv")
     actual, reported = evaluation.actual_prices, tuple(settings.model.quantiles)
     run.log_figure(calibration_figure(forecasts, actual, reported), "plots/calibration.png")
@@ -147,6 +153,8 @@ def _log_intervals(run: TrackedRun, evaluation: Evaluation, settings: config.Tra
 
 
 def _check_objective(metric: str, baselines: list[str]) -> None:
+    from forecaster.evaluation import Evaluation
+
     logged = ["best_val_loss", "best_epoch", *Evaluation.tracked_names(baselines)]
     if metric not in logged:
         raise ConfigError(
@@ -183,6 +191,9 @@ def _describe_last_window(
 @hydra.main(config_path=config.CONFIG_PATH, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Returns the objective metric sweepers optimise (NaN for a failed job)."""
+    from forecaster.tracking.provenance import run_tags, shown_overrides
+    from forecaster.tracking.sweeps import find_sweep
+
     hydra_config = HydraConfig.get()
     overrides = list(hydra_config.overrides.task)
     in_sweep = hydra_config.mode == RunMode.MULTIRUN

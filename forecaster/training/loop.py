@@ -23,6 +23,7 @@ from tqdm import tqdm
 from forecaster.errors import ConfigError, TrainingDivergedError
 from forecaster.training import checkpoints
 from forecaster.training.history import EpochLogs, History
+from forecaster.training.precision import check_precision
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class TrainConfig:
     patience: int = 5  # epochs without a better val_loss before stopping
     intra_op_threads: int = 2  # TensorFlow threads: fastest on 2 cores; 1 per parallel job
     inter_op_threads: int = 1
+    precision: str = "float32"  # or "bf16", on CPUs with AVX512-BF16 or AMX (training.precision)
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "patience", "intra_op_threads", "inter_op_threads"):
@@ -48,6 +50,7 @@ class TrainConfig:
             value = getattr(self, key)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"train.{key}={value!r} is invalid: expected a number > 0.")
+        check_precision(self.precision)
 
 
 class Windows(Protocol):

@@ -100,16 +100,18 @@ class Seq2SeqForecaster:
         return self
 
     def _prepare_network(self, spec: ModelSpec) -> None:
-        """A network in its initial state. A refit with the same spec, seed and threads reuses
-        the graph (reset to its initial values: the same numbers as a new one, without the
-        build); with `warm_start`, from the weights the last fit ended with."""
+        """A network in its initial state. A refit with the same spec, seed, threads and precision
+        reuses the graph (reset to its initial values: the same numbers as a new one, without
+        the build); with `warm_start`, from the weights the last fit ended with."""
         threads = (self.train.intra_op_threads, self.train.inter_op_threads)
+        precision = self.train.precision
         network = self.network_
-        if network is not None and (network.spec, network.seed, network.threads) == (
-            spec,
-            self.seed,
-            threads,
-        ):
+        if network is not None and (
+            network.spec,
+            network.seed,
+            network.threads,
+            network.precision,
+        ) == (spec, self.seed, threads, precision):
             weights = network.get_weights() if self.warm_start else None
             network.reset()
             if weights is not None:
@@ -117,7 +119,11 @@ class Seq2SeqForecaster:
             return
         self.close()
         self.network_ = Seq2SeqModel(
-            spec, seed=self.seed, intra_op_threads=threads[0], inter_op_threads=threads[1]
+            spec,
+            seed=self.seed,
+            intra_op_threads=threads[0],
+            inter_op_threads=threads[1],
+            precision=precision,
         )
 
     def predict(self, prices: pd.Series, origins: np.ndarray) -> Forecast:

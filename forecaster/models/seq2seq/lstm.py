@@ -11,14 +11,17 @@ The state is `(c, h)`, in that order, everywhere in forecaster: graph, artifacts
 (TF1's `state_is_tuple=False` concatenation is `[c, h]` too; writing it `[h, c]` is a common
 mistake that swaps the two.)
 
-The same kernel layout drives TensorFlow's fused `BlockLSTM` op (it calls `j` "ci"), so one
-set of variables serves three ways of running a layer over time:
+The same kernel layout drives TensorFlow's fused `BlockLSTM` and `LSTMBlockCell` ops (they call
+`j` "ci"), so one set of variables serves every way of running a layer:
 
-- `fused_sequence`: the fused C++ kernel, one op for the whole sequence (the default encoder:
-  fastest on the default shape, see `benchmarks/bench.py`);
-- `while_loop_sequence`: an explicit `tf.while_loop` over time writing to a `TensorArray`
-  (faster for larger models with longer lookbacks);
-- `lstm_step`: a single step, for decoding and step-by-step execution.
+- `fused_sequence`: the fused C++ kernel, one op for the whole sequence, forward and backward
+  (the default encoder, and the teacher-forced decoder: fastest of everything measured, see
+  `benchmarks/bench.py` and the README);
+- `while_loop_sequence`: an explicit `tf.while_loop` over time writing to a `TensorArray`, the
+  state handed from step to step in plain sight;
+- `lstm_step`: a single step in plain ops, the reference the others are tested against;
+- `fused_step`: a single step as one fused op, for paths nothing differentiates (the
+  autoregressive decoder).
 
 Nothing here creates a Session or does I/O.
 """
@@ -64,6 +67,28 @@ def lstm_step(x: tf.Tensor, state: LSTMState, weights: LSTMWeights) -> LSTMState
     c = tf.sigmoid(f + FORGET_BIAS) * state.c + tf.sigmoid(i) * tf.tanh(j)
     h = tf.sigmoid(o) * tf.tanh(c)
     return LSTMState(c, h)
+
+
+def fused_step(x: tf.Tensor, state: LSTMState, weights: LSTMWeights) -> LSTMState:
+    """`lstm_step` as one fused op (TensorFlow's `LSTMBlockCell`), for paths that are never
+    differentiated (the op has no gradient): autoregressive decoding and step-by-step serving.
+    """
+    units = weights.num_units
+    no_peephole = tf.zeros([units], dtype=x.dtype)
+    out = tf.raw_ops.LSTMBlockCell(
+        x=x,
+        cs_prev=state.c,
+        h_prev=state.h,
+        w=weights.kernel,
+        wci=no_peephole,
+        wcf=no_peephole,
+        wco=no_peephole,
+        b=weights.bias,
+        forget_bias=FORGET_BIAS,
+        cell_clip=-1.0,  # as in `fused_sequence`
+        use_peephole=False,
+    )
+    return LSTMState(out.cs, out.h)
 
 
 def fused_sequence(inputs: tf.Tensor, initial_state: LSTMState, weights: LSTMWeights) -> LSTMState:

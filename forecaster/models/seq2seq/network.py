@@ -12,10 +12,12 @@ from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
 
 from forecaster.models.seq2seq.graph import StepGraph, build_step_graph, build_training_graph
 from forecaster.models.seq2seq.spec import ModelSpec
 from forecaster.models.seq2seq.state import LSTMState, NumpyStates, state_feed
+from forecaster.training.precision import check_precision
 
 
 class ForecastOutput(NamedTuple):
@@ -34,6 +36,7 @@ class Seq2SeqModel:
         seed: int = 0,
         intra_op_threads: int = 2,
         inter_op_threads: int = 1,
+        precision: str = "float32",
     ) -> None:
         self.spec = spec
         self.graph = tf.Graph()
@@ -66,10 +69,8 @@ class Seq2SeqModel:
         self._step: StepGraph | None = None
         self.seed = seed
         self.threads = (intra_op_threads, inter_op_threads)
-        config = tf.compat.v1.ConfigProto(
-            intra_op_parallelism_threads=intra_op_threads,
-            inter_op_parallelism_threads=inter_op_threads,
-        )
+        self.precision = precision
+        config = session_config(intra_op_threads, inter_op_threads, precision)
         self.session = tf.compat.v1.Session(graph=self.graph, config=config)
         self.session.run(initialize)
         self._initial_values = self.session.run(variables)
@@ -215,6 +216,23 @@ class Seq2SeqModel:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def session_config(
+    intra_op_threads: int, inter_op_threads: int, precision: str
+) -> tf.compat.v1.ConfigProto:
+    """Threads, and for `precision="bf16"` oneDNN's mixed-precision rewrite, which runs the ops it
+    knows to be safe in bf16 and keeps the rest (and every variable) float32."""
+    check_precision(precision)
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=intra_op_threads,
+        inter_op_parallelism_threads=inter_op_threads,
+    )
+    if precision == "bf16":
+        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
+            rewriter_config_pb2.RewriterConfig.ON
+        )
+    return config
 
 
 def _as_states(fetched) -> NumpyStates:
