@@ -14,8 +14,8 @@ from forecaster.data import WindowConfig
 from forecaster.data.io import PriceSeries
 from forecaster.data.panel import Panel, PanelSplit, panel_split
 from forecaster.data.panel_windows import (
+    align_tickers,
     aligned_log_returns,
-    cross_ticker_inputs,
     make_panel_windows,
 )
 from forecaster.data.windows import Scaler, make_windows, target_series
@@ -190,7 +190,7 @@ def test_cross_ticker_inputs_at_an_origin_are_unchanged_when_later_prices_change
     split = panel_split(panel, WINDOW)
     dataset = make_panel_windows(panel, split, lookback=10, horizon=3)
     test = dataset.part("test")
-    inputs = cross_ticker_inputs(panel, dataset, "test")
+    inputs = align_tickers(panel, dataset).windows(test)
     assert inputs.shape == (len(test), 10, 3) and inputs.dtype == np.float32
     for row in [0, len(test) // 2, len(test) - 1]:
         origin = test.origin_dates[row]
@@ -198,11 +198,30 @@ def test_cross_ticker_inputs_at_an_origin_are_unchanged_when_later_prices_change
         # other tickers' prices dated before each input bar only.
         changed = perturbed_after(panel, origin, inclusive=True)
         again = make_panel_windows(changed, split, lookback=10, horizon=3)
-        moved = cross_ticker_inputs(changed, again, "test")
-        assert np.array_equal(inputs[row], moved[row]), origin
+        moved = align_tickers(changed, again).windows(again.part("test"), np.array([row]))
+        assert np.array_equal(inputs[row], moved[0]), origin
     # A ticker's own column is its previous bar's scaled return, lagged by the strict rule.
     us = dataset.datasets["US"]
     first = test.ticker_index == 0
     np.testing.assert_allclose(
         inputs[first][:, 1:, 0], us.test.inputs[:, :-1, 0], rtol=1e-5, atol=1e-5
     )
+
+
+def test_cross_ticker_windows_follow_each_window_s_own_series_and_dates():
+    panel = sample_panel()
+    split = panel_split(panel, WINDOW)
+    dataset = make_panel_windows(panel, split, lookback=10, horizon=3)
+    train = dataset.part("train")
+    cross = align_tickers(panel, dataset, same_date=True)
+    batch = np.array([0, len(train) // 2, len(train) - 1])
+    for row, window in zip(batch, cross.windows(train, batch), strict=True):
+        ticker = dataset.tickers[train.ticker_index[row]]
+        prices = panel.prices(ticker)
+        dates = prices.index[train.origin_index[row] - 9 : train.origin_index[row] + 1]
+        aligned = aligned_log_returns(panel, prices.index, same_date=True).loc[dates]
+        own = aligned[ticker].to_numpy()
+        scaler = dataset.scalers[ticker]  # the same training dates give the same scaler
+        column = window[:, train.ticker_index[row]]
+        np.testing.assert_allclose(column, scaler.transform(own), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(column, train.inputs[row, :, 0], rtol=1e-5, atol=1e-5)

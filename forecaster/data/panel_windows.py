@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from forecaster.data.panel import Panel, PanelSplit
 from forecaster.data.windows import Dataset, Scaler, WindowSet, make_windows, target_series
@@ -105,27 +104,49 @@ def aligned_log_returns(
     return pd.DataFrame(columns, index=dates)
 
 
-def cross_ticker_inputs(
-    panel: Panel, dataset: PanelDataset, part: str, *, same_date: bool = False
-) -> np.ndarray:
-    """``[n, lookback, tickers]`` float32, row for row with ``dataset.part(part)``: at each input
-    bar of a window, every ticker's aligned log return (`aligned_log_returns` on that series'
-    dates), standardised by that ticker's log returns up to the split's `train_end` (so no
-    scaler sees a later date either), 0 where there is no value."""
-    scalers = {
-        s.ticker: Scaler.fit(
-            target_series(s.prices.loc[: dataset.split.train_end], "log_return").to_numpy()
+@dataclass(frozen=True)
+class CrossTickerInputs:
+    """Every ticker's aligned, standardised log returns on each series' own dates, cut into the
+    windows of a `PanelWindowSet` on demand (a batch at a time: all windows of a large panel at
+    once would take ``n * lookback * tickers`` floats)."""
+
+    tickers: tuple[str, ...]  # the columns, and what a window's ticker_index indexes
+    lookback: int
+    values: np.ndarray  # [bars of every series, one after another, len(tickers)] float32
+    offsets: np.ndarray  # [len(tickers)]: where each series' bars start in `values`
+
+    def windows(
+        self, windows: PanelWindowSet, rows: np.ndarray | slice = slice(None)
+    ) -> np.ndarray:
+        """``[n, lookback, tickers]`` float32 for `windows`' `rows`: at each input bar of a
+        window, every ticker's aligned return, 0 where it has none."""
+        last = self.offsets[windows.ticker_index[rows]] + windows.origin_index[rows]
+        return self.values[last[:, np.newaxis] + np.arange(1 - self.lookback, 1)]
+
+
+def align_tickers(
+    panel: Panel, dataset: PanelDataset, *, same_date: bool = False
+) -> CrossTickerInputs:
+    """Every ticker's log returns aligned to every series' dates (`aligned_log_returns`),
+    standardised by that ticker's own log returns up to the split's `train_end` (so no scaler
+    sees a later date either), 0 where there is no value."""
+    if tuple(panel.tickers) != dataset.tickers:
+        raise ValueError(
+            f"the dataset's tickers {dataset.tickers} are not the panel's {panel.tickers}: "
+            "align the panel the dataset was made from"
         )
+    train_end = dataset.split.train_end
+    scalers = [
+        Scaler.fit(target_series(s.prices.loc[:train_end], "log_return").to_numpy())
         for s in panel.series
-    }
-    means = np.array([scalers[t].mean for t in panel.tickers])
-    stds = np.array([scalers[t].std for t in panel.tickers])
+    ]
+    means = np.array([scaler.mean for scaler in scalers])
+    stds = np.array([scaler.std for scaler in scalers])
     blocks = []
     for ticker in dataset.tickers:
-        data = dataset.datasets[ticker]
-        aligned = aligned_log_returns(panel, data.prices.index, same_date=same_date).to_numpy()
-        scaled = np.nan_to_num((aligned - means) / stds, nan=0.0).astype(np.float32)
-        rows = sliding_window_view(scaled, data.lookback, axis=0)  # [T - L + 1, K, L]
-        windows = getattr(data, part)
-        blocks.append(rows[windows.origin_index - data.lookback + 1].transpose(0, 2, 1))
-    return np.concatenate(blocks)
+        dates = dataset.datasets[ticker].prices.index
+        aligned = aligned_log_returns(panel, dates, same_date=same_date).to_numpy()
+        blocks.append(np.nan_to_num((aligned - means) / stds, nan=0.0).astype(np.float32))
+    offsets = np.cumsum([0] + [len(block) for block in blocks[:-1]])
+    lookback = dataset.datasets[dataset.tickers[0]].lookback
+    return CrossTickerInputs(dataset.tickers, lookback, np.concatenate(blocks), offsets)
