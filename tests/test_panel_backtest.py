@@ -177,6 +177,7 @@ def test_the_backtest_command_logs_one_run_for_a_panel(tmp_path):
         "panel/summary.md",
         "panel/series",
     } <= artifacts
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "plots")] == ["plots/panel.png"]
     series = {a.path for a in client.list_artifacts(run.info.run_id, "panel/series")}
     assert series == {f"panel/series/{t}.csv" for t in ("AAA", "BBB", "CCC")}
     local = client.download_artifacts(run.info.run_id, "panel/forecasts.parquet", str(tmp_path))

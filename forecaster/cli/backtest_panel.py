@@ -14,6 +14,7 @@ import pandas as pd
 from forecaster.cli import config
 from forecaster.evaluation.backtest import FitContext, audit
 from forecaster.evaluation.panel_backtest import (
+    WORSE_MARGIN,
     forecasts,
     markdown,
     panel_summary,
@@ -22,6 +23,7 @@ from forecaster.evaluation.panel_backtest import (
     ratio_table,
     walk_panel,
 )
+from forecaster.evaluation.plots import panel_figure
 from forecaster.models.base import Forecaster
 from forecaster.tracking import TrackedRun
 
@@ -87,6 +89,7 @@ def backtest_panel(
             table[table["ticker"] == ticker].drop(columns="ticker"),
             f"panel/series/{_safe(ticker)}.csv",
         )
+    run.log_figure(panel_figure(ratios, WORSE_MARGIN), "plots/panel.png")
     report = markdown(overall, ratios, result.start)
     run.log_text(report, "panel/summary.md")
     run.set_description(report)
