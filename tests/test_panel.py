@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import compose_config
+from conftest import REPO_ROOT, compose_config
 from omegaconf import OmegaConf
 
 from forecaster.data.io import file_sha256, load_long_prices
@@ -253,6 +253,21 @@ def test_the_data_group_names_one_series_or_a_panel(tmp_path):
     assert files.load_panel().tickers == ["BBB"]
     long = write(tmp_path, "long.csv", "date,ticker,price\n2020-01-02,Z,1\n")
     assert data_conf("data=long", f"data.path={long}").load_panel().tickers == ["Z"]
+    other = write(tmp_path, "other.csv", "date,ticker,price\n2020-01-02,Y,1\n")
+    several = data_conf("data=long", "data.path=null", f"data.paths=[{long},{other}]")
+    assert several.load_panel().tickers == ["Z", "Y"]
+
+
+def test_the_readme_panel_snippet_runs(monkeypatch, capsys):
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Many tickers (panels)", 1)[1].split("\n## ", 1)[0]
+    [block] = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+    monkeypatch.chdir(REPO_ROOT)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    train, batch = namespace["train"], namespace["batch"]
+    assert batch.shape == (64, 60, 29) and train.ticker_index.max() == 28
+    assert "2012-12-27" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
