@@ -166,6 +166,7 @@ def test_the_backtest_command_logs_one_run_for_a_panel(tmp_path):
         )
     assert metrics["panel/naive/gmean_mae_vs_naive"] == 1.0
     assert tags["data.tickers"] == "3" and tags["backtest.audit"].startswith("passed")
+    assert tags["data.files"] == "3 files" and len(tags["data.sha256"]) == 64
     assert "| ridge |" in tags["mlflow.note.content"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "panel")}
     assert {

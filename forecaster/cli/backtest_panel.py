@@ -4,6 +4,7 @@ description, the per-series tables, forecasts and data sources as artifacts."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -51,10 +52,14 @@ def backtest_panel(
     data, horizon, bt = settings.data, settings.window.horizon, settings.backtest
     panel = data.load_panel()
     sources = panel.sources()
+    files = sources.drop_duplicates("file").sort_values("file")
+    # One file is named; many are counted (a tag holds a few thousand characters), each listed
+    # in data/sources.csv, and one digest of their digests says whether the data changed.
+    combined = hashlib.sha256(" ".join(files["sha256"]).encode()).hexdigest()
     run.set_tags(
         {
-            "data.files": " ".join(sorted(set(sources["file"]))),
-            "data.sha256": " ".join(sorted(set(sources["sha256"]))),
+            "data.files": files["file"].iloc[0] if len(files) == 1 else f"{len(files)} files",
+            "data.sha256": files["sha256"].iloc[0] if len(files) == 1 else combined,
             "data.tickers": str(len(panel)),
             "data.first_date": f"{panel.calendar[0]:%Y-%m-%d}",
             "data.last_date": f"{panel.calendar[-1]:%Y-%m-%d}",
