@@ -1,5 +1,6 @@
 """`python -m forecaster backtest`: the seq2seq and the baselines walked forward through the last
 years of a series, on the same origins, with a test of whether any difference is more than luck.
+A panel (`data=panel`) walks every series so (forecaster/cli/backtest_panel.py).
 
 `backtest(cfg)` runs and logs one backtest (a parent run; each fit of the seq2seq is a child run
 with its learning curves) and returns the summary table; `main` is the Hydra entry point.
@@ -19,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from forecaster.cli import config
+from forecaster.cli.backtest_panel import backtest_panel
 from forecaster.cli.baselines import baseline
 from forecaster.data import load_prices
 from forecaster.errors import ForecasterError
@@ -96,6 +98,13 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
             OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg, resolve=True)
         )
         settings: config.BacktestAppConf = OmegaConf.to_object(cfg)
+        if settings.data.is_panel:
+            return backtest_panel(
+                settings,
+                run,
+                model_factories(settings),
+                lambda ticker: _fold_runs(settings, run, ticker),
+            )
         data, horizon, bt = settings.data, settings.window.horizon, settings.backtest
         series = load_prices(data.path, data.date_column, data.price_column)
         run.log_data_source(series)
@@ -160,11 +169,13 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
     return table
 
 
-def _fold_runs(settings: config.BacktestAppConf, parent: TrackedRun):
-    """Each fit of a deep model becomes a child run with its learning curves."""
+def _fold_runs(settings: config.BacktestAppConf, parent: TrackedRun, ticker: str | None = None):
+    """Each fit of a deep model becomes a child run with its learning curves (named with the
+    series' ticker in a panel)."""
     from forecaster.tracking import TrackedRun
 
     tracking = settings.tracking
+    series = "" if ticker is None else f"{ticker} "
 
     @contextlib.contextmanager
     def context(name: str, fold: Fold, model: Forecaster) -> Iterator[None]:
@@ -174,7 +185,7 @@ def _fold_runs(settings: config.BacktestAppConf, parent: TrackedRun):
         with TrackedRun(
             tracking.uri,
             tracking.experiment_name,
-            run_name=f"{name} fold {fold.index + 1}",
+            run_name=f"{name} {series}fold {fold.index + 1}",
             parent_run_id=parent.run_id,
             tags={"forecaster.command": "backtest fold"},
         ) as child:

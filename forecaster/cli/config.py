@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
+from forecaster.data.panel import Panel, load_panel
 from forecaster.data.splits import WindowConfig
 from forecaster.errors import ConfigError
 from forecaster.evaluation.backtest import BacktestConfig
@@ -27,10 +28,55 @@ CONFIG_PATH = "pkg://forecaster.conf"
 
 @dataclass
 class DataConf:
-    path: str = MISSING  # a CSV; relative paths are relative to where the command runs
+    """The `data` group: one price series (`path`), or a panel of many tickers: several files
+    (`paths`) or one long-format file (`path` with `ticker_column`)."""
+
+    # A CSV; relative paths are relative to where the command runs. null with `paths`.
+    path: str | None = MISSING
+    # A panel of files or glob patterns, one series each, named by the file's stem.
+    paths: list[str] | None = None
     date_column: str = "Date"
     price_column: str | None = None  # None: "Adj Close" when present, else "Close"
+    # A panel in long format: the column naming each row's ticker (conf/data/long.yaml).
+    ticker_column: str | None = None
+    tickers: list[str] | None = None  # a panel: keep only these tickers; None: all
     target: str = "log_return"  # what the model learns: "log_return" or "price"
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.paths is None):
+            raise ConfigError(
+                "data: set data.path=<csv> (one series, or a long-format panel with "
+                "data.ticker_column) or data.paths=[<csv or pattern>, ...] (a panel, one series "
+                f"per file, e.g. data=files); got {'both' if self.path else 'neither'}."
+            )
+        if self.tickers is not None and not self.is_panel:
+            raise ConfigError(
+                "data.tickers selects series of a panel, but data.path is one series; name the "
+                "panel's files with data.paths or its ticker column with data.ticker_column."
+            )
+
+    @property
+    def is_panel(self) -> bool:
+        return self.paths is not None or self.ticker_column is not None
+
+    def load_panel(self) -> Panel:
+        return load_panel(
+            self.paths if self.paths is not None else [self.path],
+            date_column=self.date_column,
+            price_column=self.price_column,
+            ticker_column=self.ticker_column,
+            tickers=self.tickers,
+        )
+
+
+def check_single_series(data: DataConf | DictConfig, command: str) -> None:
+    """`command` works on one series: refuse a panel (a typed config or a composed one)."""
+    if data.paths is not None or data.ticker_column is not None:
+        raise ConfigError(
+            f"`{command}` takes one price series, and data names a panel (data.paths or "
+            "data.ticker_column). Fix: give one file with data.path=<csv> (e.g. data=sp500), "
+            "or walk every series of the panel with `python -m forecaster backtest data=panel`."
+        )
 
 
 @dataclass
@@ -103,6 +149,9 @@ class TrainAppConf:
     eval: EvalConf = field(default_factory=EvalConf)
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     seed: int = 42  # same seed, data and config: same metrics
+
+    def __post_init__(self) -> None:
+        check_single_series(self.data, "train")
 
 
 @dataclass

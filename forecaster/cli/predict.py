@@ -34,6 +34,7 @@ def predict(cfg: DictConfig) -> pd.DataFrame:
         raise ConfigError("say which model to use: run_id=<MLflow run id> or model_uri=<URI>")
     if cfg.warm_start and not cfg.run_id:
         raise ConfigError("warm_start=true needs run_id=<id>: the states are the run's artifacts")
+    config.check_single_series(cfg.data, "predict")
     tracking.connect(cfg.tracking.uri)
     model = tracking.load_model(cfg.model_uri or f"runs:/{cfg.run_id}/model")
     trained = model.preprocessing

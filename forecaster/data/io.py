@@ -2,8 +2,11 @@
 
 `load_prices` reads a Yahoo-style file (``Date,Open,High,Low,Close,Adj Close,Volume``) or any
 comma-separated file with a date column and a price column, and returns a `PriceSeries`.
-`prices_from_frame` applies the same rules to a DataFrame (what a served model receives).
-Only the date and price columns are validated; other columns may hold anything.
+`load_long_prices` reads a long-format panel (``date,ticker,price`` and optionally
+``open,high,low,volume``), one series per ticker, each checked by the same rules, and every
+error names the ticker too. `prices_from_frame` applies the same rules to a DataFrame (what a
+served model receives). Only the date and price columns are validated, and the bar fields
+(`BAR_FIELDS`) when a panel asks for them; other columns may hold anything.
 
 Every problem raises `DataError` whose message names the source, the column, the first
 offending CSV line (header = line 1, first data row = line 2) or frame row with its value, and
@@ -46,6 +49,10 @@ log = logging.getLogger(__name__)
 _MISSING = frozenset({"", "nan", "-nan", "null", "none", "na", "n/a", "#n/a", "<na>"})
 # Preferred price columns when none is configured: Adj Close accounts for splits and dividends.
 _DEFAULT_PRICE_COLUMNS = ("Adj Close", "Close")
+# What a panel keeps of each bar beside its price, when the file has such columns (their names
+# matched ignoring case, so Yahoo's "Open" and a long file's "open" both count): the raw
+# material of covariates such as the high-low range or volume changes.
+BAR_FIELDS = ("open", "high", "low", "volume")
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing or hashing a pd.Series field would raise
@@ -58,6 +65,9 @@ class PriceSeries:
     price_column: str
     sha256: str  # hex sha256 of the file's bytes
     dropped_rows: int  # rows dropped because the price cell was empty/NaN
+    ticker: str | None = None  # the series' name in a panel
+    # Panels only: the BAR_FIELDS columns the file has, on the prices' dates (NaN where empty).
+    bar_fields: pd.DataFrame | None = None
 
 
 def file_sha256(path: str | Path) -> str:
@@ -70,12 +80,72 @@ def file_sha256(path: str | Path) -> str:
 
 
 def load_prices(
-    path: str | Path, date_column: str = "Date", price_column: str | None = None
+    path: str | Path,
+    date_column: str = "Date",
+    price_column: str | None = None,
+    *,
+    ticker: str | None = None,
+    bar_fields: bool = False,
 ) -> PriceSeries:
     """Read `path` and return its validated prices; raise `DataError` on bad input.
 
-    `price_column=None` picks ``Adj Close`` when present, else ``Close``.
+    `price_column=None` picks ``Adj Close`` when present, else ``Close``. `ticker` names the
+    series in a panel, and every error then names it too. `bar_fields=True` also reads and
+    checks the `BAR_FIELDS` columns the file has (`PriceSeries.bar_fields`).
     """
+    path = _existing_file(path)
+    header, rows, lines = _read_csv(path)
+    columns = (date_column, _choose_price_column(path, header, date_column, price_column))
+    return _series(path, header, rows, lines, columns, file_sha256(path), ticker, bar_fields)
+
+
+def load_long_prices(
+    path: str | Path,
+    *,
+    ticker_column: str,
+    date_column: str = "date",
+    price_column: str | None = "price",
+    bar_fields: bool = True,
+) -> list[PriceSeries]:
+    """Read a long-format file, one row per date and ticker, and return one validated series per
+    ticker in order of first appearance.
+
+    Every rule of `load_prices` applies to each ticker's rows among themselves (in file order,
+    so each ticker's dates must strictly increase); rows of different tickers may interleave.
+    """
+    path = _existing_file(path)
+    header, rows, lines = _read_csv(path)
+    price_column = _choose_price_column(path, header, date_column, price_column)
+    if ticker_column not in header:
+        raise DataError(
+            f"{path}: ticker column '{ticker_column}' not found; columns found: {header}. Fix: "
+            "set data.ticker_column=<name> to the column that names each row's series."
+        )
+    if header.count(ticker_column) > 1 or ticker_column in (date_column, price_column):
+        raise DataError(
+            f"{path}: ticker column '{ticker_column}' must be one column of its own; header "
+            f"{header}, date column '{date_column}', price column '{price_column}'. Fix: set "
+            "data.ticker_column=<name> to the column that names each row's series."
+        )
+    ti = header.index(ticker_column)
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        ticker = row[ti].strip()
+        if not ticker:
+            raise DataError(
+                f"{path}: line {lines[i]}: the ticker cell in column '{ticker_column}' is "
+                "empty; every row must name its series. Fix: fill it in or remove the row."
+            )
+        groups.setdefault(ticker, []).append(i)
+    sha256 = file_sha256(path)
+    columns = (date_column, price_column)
+    return [
+        _series(path, header, [rows[i] for i in idx], lines[idx], columns, sha256, t, bar_fields)
+        for t, idx in groups.items()
+    ]
+
+
+def _existing_file(path: str | Path) -> Path:
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
@@ -83,14 +153,28 @@ def load_prices(
             f"Price file {path} {what}. Fix: point data.path=... at a CSV file "
             "(a relative path is resolved from the working directory)."
         )
-    header, rows, lines = _read_csv(path)
-    price_column = _choose_price_column(path, header, date_column, price_column)
+    return path
+
+
+def _series(
+    path: Path,
+    header: list[str],
+    rows: list[list[str]],
+    lines: np.ndarray,
+    columns: tuple[str, str],
+    sha256: str,
+    ticker: str | None,
+    bar_fields: bool,
+) -> PriceSeries:
+    """The validated series in `rows` (`lines`: their CSV line numbers)."""
+    date_column, price_column = columns
     di, pi = header.index(date_column), header.index(price_column)
     dates_raw = np.array([row[di].strip() for row in rows], dtype=object)
     prices_raw = np.array([row[pi].strip() for row in rows], dtype=object)
+    named = "" if ticker is None else f" (ticker {ticker!r})"
 
     def where(i: int) -> str:
-        return f"{path}: line {lines[i]}"
+        return f"{path}: line {lines[i]}{named}"
 
     dates = _parse_dates(where, date_column, dates_raw)
     prices, missing = _parse_prices(where, price_column, prices_raw)
@@ -98,32 +182,58 @@ def load_prices(
     dropped = int(missing.sum())
     if dropped == len(prices):
         raise DataError(
-            f"{path}: every cell of price column '{price_column}' is empty, so there is no "
-            "price to forecast. Fix: choose a column that holds prices with "
+            f"{path}{named}: every cell of price column '{price_column}' is empty, so there is "
+            "no price to forecast. Fix: choose a column that holds prices with "
             "data.price_column=<name>."
         )
     if dropped:
         log.warning(
-            "%s: dropped %d row(s) with an empty price in column '%s' (first at line %d).",
+            "%s%s: dropped %d row(s) with an empty price in column '%s' (first at line %d).",
             path,
+            named,
             dropped,
             price_column,
             lines[np.argmax(missing)],
         )
-    series = pd.Series(
-        prices[~missing],
-        index=pd.DatetimeIndex(dates[~missing], name="date"),
-        name=price_column,
-        dtype="float64",
-    )
+    index = pd.DatetimeIndex(dates[~missing], name="date")
+    series = pd.Series(prices[~missing], index=index, name=price_column, dtype="float64")
+    fields = None
+    if bar_fields:
+        fields = _bar_fields(path, where, header, rows, columns).loc[~missing].set_axis(index)
     return PriceSeries(
         prices=series,
         path=path,
         date_column=date_column,
         price_column=price_column,
-        sha256=file_sha256(path),
+        sha256=sha256,
         dropped_rows=dropped,
+        ticker=ticker,
+        bar_fields=fields,
     )
+
+
+def _bar_fields(
+    path: Path, where, header: list[str], rows: list[list[str]], columns: tuple[str, str]
+) -> pd.DataFrame:
+    """The `BAR_FIELDS` columns of `rows` (matched ignoring case) that hold a value, checked like
+    prices except that empty cells are kept as NaN and a volume may be 0."""
+    fields = {}
+    for field in BAR_FIELDS:
+        found = [name for name in header if name.lower() == field and name not in columns]
+        if len(found) > 1:
+            raise DataError(
+                f"{path}: columns {found} all read as the bar field '{field}'. Fix: rename all "
+                "but one of them."
+            )
+        if found:
+            i = header.index(found[0])
+            raw = np.array([row[i].strip() for row in rows], dtype=object)
+            if not any(raw):  # all empty: a column this series does not have (a long file's)
+                continue
+            values, missing = _parse_prices(where, found[0], raw, field=field)
+            if not missing.all():
+                fields[field] = values
+    return pd.DataFrame(fields, index=pd.RangeIndex(len(rows)), dtype="float64")
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
@@ -282,27 +392,42 @@ def _position(where: str) -> str:
     return where.rsplit(": ", 1)[-1]
 
 
-def _parse_prices(where, column: str, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (prices, missing mask); raise on non-numeric or non-positive prices."""
+def _parse_prices(
+    where, column: str, raw: np.ndarray, *, field: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (prices, missing mask); raise on non-numeric or non-positive prices. `field`: the
+    bar field (`BAR_FIELDS`) the column holds instead of the price; a volume may be 0."""
     missing = np.array([cell.lower() in _MISSING for cell in raw], dtype=bool)
     prices = pd.to_numeric(pd.Series(np.where(missing, "nan", raw)), errors="coerce").to_numpy(
         dtype="float64"
     )
+    if field is None:
+        fix = "set data.price_column=<name> if the prices are in another column"
+    else:
+        fix = f"rename the column if it does not hold the {field} of each bar"
     bad = ~missing & ~np.isfinite(prices)
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(
-            f"{where(i)}: price {raw[i]!r} in column '{column}' is not a finite "
+            f"{where(i)}: {field or 'price'} {raw[i]!r} in column '{column}' is not a finite "
             "number (write plain numbers like 1234.5, without thousands separators or "
-            "currency signs). Fix: correct that cell, or set data.price_column=<name> if the "
-            "prices are in another column."
+            f"currency signs). Fix: correct that cell, or {fix}."
         )
+    if field == "volume":
+        negative = ~missing & (prices < 0)
+        if negative.any():
+            i = int(np.argmax(negative))
+            raise DataError(
+                f"{where(i)}: volume {raw[i]!r} in column '{column}' is negative. Fix: correct "
+                f"that cell, or {fix}."
+            )
+        return prices, missing
     nonpositive = ~missing & (prices <= 0)
     if nonpositive.any():
         i = int(np.argmax(nonpositive))
         raise DataError(
-            f"{where(i)}: price {raw[i]!r} in column '{column}' is not positive; "
+            f"{where(i)}: {field or 'price'} {raw[i]!r} in column '{column}' is not positive; "
             "prices must be > 0 because the model uses log returns. Fix: correct or remove "
-            "that row, or set data.price_column=<name> if the prices are in another column."
+            f"that row, or {fix}."
         )
     return prices, missing

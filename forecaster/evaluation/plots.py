@@ -281,3 +281,21 @@ def backtest_fan_figure(result: BacktestResult, fans: int = 20) -> Figure:
     )
     fig.tight_layout()
     return fig
+
+
+def panel_figure(ratios: pd.DataFrame, margin: float) -> Figure:
+    """Which series a model beats the random walk on: each series' MAE ratio (rows of
+    `ratios`, one column per model), with the lines at 1 and at 1 + `margin`."""
+    models = [m for m in ratios.columns if m != REFERENCE]
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(ratios) + 1.5))
+    rows = np.arange(len(ratios))[::-1]  # the first series on top
+    for name, marker in zip(models, "osD^v<>ph*", strict=False):
+        ax.plot(ratios[name].to_numpy(), rows, marker, ms=5, alpha=0.8, label=name, ls="none")
+    ax.axvline(1.0, color="0.3", lw=1)
+    ax.axvline(1.0 + margin, color="tab:red", lw=1, ls="--", label=f"naive + {margin:.0%}")
+    ax.set_yticks(rows, ratios.index)
+    ax.set_xlabel("MAE / random walk's MAE on the same origins (< 1: better)")
+    ax.legend(fontsize=7, ncol=len(models) + 1, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle("Panel backtest: each series")
+    fig.tight_layout()
+    return fig

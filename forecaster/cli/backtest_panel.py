@@ -1,0 +1,119 @@
+"""`python -m forecaster backtest data=panel`: every series of a panel walked forward with the
+same settings, logged as one MLflow run: the summary over series as metrics and a Markdown
+description, the per-series tables, forecasts and data sources as artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from forecaster.cli import config
+from forecaster.evaluation.backtest import FitContext, audit
+from forecaster.evaluation.panel_backtest import (
+    WORSE_MARGIN,
+    forecasts,
+    markdown,
+    panel_summary,
+    per_series,
+    per_step,
+    ratio_table,
+    walk_panel,
+)
+from forecaster.evaluation.plots import panel_figure
+from forecaster.models.base import Forecaster
+
+if TYPE_CHECKING:
+    from forecaster.tracking import TrackedRun
+
+log = logging.getLogger(__name__)
+
+# Logged as panel/<model>/<name>.
+LOGGED = [
+    "gmean_mae_vs_naive", "median_mae_vs_naive", "worse_than_naive", "worst_mae_vs_naive",
+    "directional_accuracy", "accuracy_minus_up_share", "beats_up_share",
+    "significantly_better", "significantly_worse", "seconds",
+]  # fmt: skip
+SHOWN = ["model", "gmean_mae_vs_naive", "worse_than_naive", "worst_mae_vs_naive",
+         "worst_series", "directional_accuracy", "up_share", "beats_up_share",
+         "significantly_better", "significantly_worse", "seconds"]  # fmt: skip
+
+
+def backtest_panel(
+    settings: config.BacktestAppConf,
+    run: TrackedRun,
+    factories: dict[str, Callable[[], Forecaster]],
+    fit_context: Callable[[str], FitContext],
+) -> pd.DataFrame:
+    """Walk every series of `settings.data`'s panel, log the result to `run`, and return the
+    summary over series."""
+    data, horizon, bt = settings.data, settings.window.horizon, settings.backtest
+    panel = data.load_panel()
+    sources = panel.sources()
+    files = sources.drop_duplicates("file").sort_values("file")
+    # One file is named; many are counted (a tag holds a few thousand characters), each listed
+    # in data/sources.csv, and one digest of their digests says whether the data changed.
+    combined = hashlib.sha256(" ".join(files["sha256"]).encode()).hexdigest()
+    run.set_tags(
+        {
+            "data.files": files["file"].iloc[0] if len(files) == 1 else f"{len(files)} files",
+            "data.sha256": files["sha256"].iloc[0] if len(files) == 1 else combined,
+            "data.tickers": str(len(panel)),
+            "data.first_date": f"{panel.calendar[0]:%Y-%m-%d}",
+            "data.last_date": f"{panel.calendar[-1]:%Y-%m-%d}",
+        }
+    )
+    run.log_frame(sources, "data/sources.csv")
+    log.info("%d series (%s); models %s", len(panel), ", ".join(panel.tickers), bt.models)
+    result = walk_panel(panel, factories, bt, horizon, fit_context=fit_context, progress=log.info)
+    table = per_series(result)
+    overall = panel_summary(table)
+    ratios = ratio_table(table)
+    run.log_metrics(
+        {
+            f"panel/{row['model']}/{name}": float(row[name])
+            for _, row in overall.iterrows()
+            for name in LOGGED
+            if np.isfinite(row[name])
+        }
+        | {
+            "panel/series": len(panel),
+            "panel/origins": int(table.drop_duplicates("ticker")["origins"].sum()),
+            "panel/up_share": float(overall["up_share"].iloc[0]),
+        }
+    )
+    run.log_frame(overall, "panel/summary.csv")
+    run.log_frame(table, "panel/per_series.csv")
+    run.log_frame(ratios.reset_index(), "panel/mae_vs_naive.csv")
+    run.log_frame(per_step(result), "panel/by_step.csv")
+    run.log_frame(forecasts(result), "panel/forecasts.parquet")
+    for ticker in panel.tickers:
+        run.log_frame(
+            table[table["ticker"] == ticker].drop(columns="ticker"),
+            f"panel/series/{_safe(ticker)}.csv",
+        )
+    run.log_figure(panel_figure(ratios, WORSE_MARGIN), "plots/panel.png")
+    report = markdown(overall, ratios, result.start)
+    run.log_text(report, "panel/summary.md")
+    run.set_description(report)
+    run.set_tags({"backtest.span_start": f"{result.start:%Y-%m-%d}"})
+    if bt.audit:
+        for ticker, series_result in result.results.items():
+            log.info("audit: %s", ticker)
+            audit(series_result, factories, bt, progress=log.info)
+        run.set_tags({"backtest.audit": f"passed on every series ({len(panel)})"})
+        log.info("leakage audit passed on every series for every model")
+    shown = overall.sort_values("gmean_mae_vs_naive")[SHOWN].round(4).to_string(index=False)
+    print(f"{len(panel)} series, spans from {result.start:%Y-%m-%d}\n{shown}")
+    print(f"MLflow run {run.run_id}")
+    return overall
+
+
+def _safe(ticker: str) -> str:
+    """A ticker as a file name: anything but letters, digits and ._^=- becomes _."""
+    return re.sub(r"[^\w.^=-]", "_", ticker)
