@@ -2,14 +2,12 @@
 
 `mlflow_server(root)` starts this environment's `mlflow server` bound to 127.0.0.1, with a SQLite
 store and proxied artifacts under `root`, waits until `/health` answers and, however the body
-ends, stops the server's whole process group. `runs_view_url` is the experiment's runs table with
-chosen metric columns; `render_dom` and `screenshot` open a page in Debian's headless `chromium`.
+ends, stops the server's whole process group. `render_dom` and `screenshot` open a page in Debian's
+headless `chromium`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import socket
@@ -18,12 +16,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from mlflow.tracking import MlflowClient
 
 HOST = "127.0.0.1"  # loopback only: the test server is never reachable from elsewhere
 CHROMIUM = "/usr/bin/chromium"  # Debian's `chromium` package
@@ -117,41 +113,6 @@ def _tail(log: Path, chars: int = 4000) -> str:
 
 
 # -- the UI -------------------------------------------------------------------------------------
-
-
-def runs_view_url(
-    server_url: str,
-    experiment_id: str,
-    *,
-    metrics: Sequence[str],
-    params: Sequence[str] = (),
-    order_by: str,
-    ascending: bool = True,
-    run_name_width: int = 360,
-    column_width: int = 120,
-) -> str:
-    """The experiment's runs table sorted by metric `order_by`, showing `metrics` and `params`.
-
-    MLflow 3's UI keeps chosen columns in the browser, and a shared view (what its Share button
-    makes) is how to put them in a URL: an experiment tag `mlflow.sharedViewState.<key>` holding
-    the view as JSON, opened with `?viewStateShareKey=<key>`. Sorted by a metric, the table lists
-    child runs one per row instead of folded under their parent.
-    """
-    run_name = "attributes.`Run Name`"
-    columns = [f"metrics.`{m}`" for m in metrics] + [f"params.`{p}`" for p in params]
-    view = {
-        "orderByKey": f"metrics.`{order_by}`",
-        "orderByAsc": ascending,
-        "selectedColumns": columns,
-        # Right after the run name, in this order (the table lays out only what fits on screen).
-        "columnOrder": [run_name, *columns],
-        "columnWidths": {run_name: run_name_width} | dict.fromkeys(columns, column_width),
-    }
-    text = json.dumps(view, sort_keys=True)
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    client = MlflowClient(server_url)
-    client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{key}", text)
-    return f"{server_url}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}"
 
 
 def chromium_available() -> bool:

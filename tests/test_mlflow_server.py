@@ -27,9 +27,10 @@ from mlflow_server import (
     chromium_available,
     mlflow_server,
     render_dom,
-    runs_view_url,
     screenshot,
 )
+
+from forecaster.tracking.ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING, run_url, runs_view_url
 
 pytestmark = pytest.mark.slow
 
@@ -163,3 +164,32 @@ def test_the_ui_lists_the_sweep_runs_with_their_test_metrics(chromium, sweep, se
     pixels = matplotlib.image.imread(screenshot(url, tmp_path / "ui.png", window=(1600, 1000)))
     assert pixels.shape[:2] == (1000, 1600)
     assert len(np.unique(pixels)) > 50  # a rendered page, not a blank one
+
+
+def test_the_experiment_is_a_model_training_one_and_its_link_opens_on_the_runs(
+    chromium, sweep, server
+):
+    experiment = sweep.client.get_experiment(sweep.parent.info.experiment_id)
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
+    # The link a run prints (its `runs table:` line) opens the runs table, not the GenAI
+    # overview (traces, tokens, latency) a plain experiment link opens on in MLflow 3.17.
+    url = runs_view_url(server.url, experiment.experiment_id, metrics=["test_mae"])
+    dom = render_dom(url)
+    assert sweep.parent.info.run_name in dom  # newest first, the children folded under it
+    assert 'col-id="metrics.`test_mae`"' in dom
+    assert "Overview" not in dom and "Token Usage" not in dom
+
+
+def test_a_run_page_shows_its_metrics_and_the_dataset_it_trained_on(chromium, sweep, server):
+    child = sweep.children[0]
+    inputs = child.inputs.dataset_inputs
+    assert [i.dataset.name for i in inputs] == ["synthetic.csv"]
+    (context,) = [t.value for t in inputs[0].tags if t.key == "mlflow.data.context"]
+    assert context == "training"
+    assert child.data.tags["data.sha256"].startswith(inputs[0].dataset.digest)
+
+    dom = render_dom(run_url(server.url, child.info.experiment_id, child.info.run_id))
+    assert "synthetic.csv" in dom and inputs[0].dataset.digest[:8] in dom
+    for metric in ("test_mae", "naive_test_mae", "best_baseline_test_mae"):
+        assert metric in dom
+        assert f"{child.data.metrics[metric]:.4g}"[:5] in dom

@@ -107,7 +107,7 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
             )
         data, horizon, bt = settings.data, settings.window.horizon, settings.backtest
         series = load_prices(data.path, data.date_column, data.price_column)
-        run.log_data_source(series)
+        run.log_data_source(series, context="backtest")
         prices = series.prices
         folds = plan_folds(prices, horizon, bt)
         origins = np.concatenate([fold.origins for fold in folds])
@@ -165,6 +165,9 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
             dates = ", ".join(f"{prices.index[o]:%Y-%m-%d}" for o in checked.origins)
             run.set_tags({"backtest.audit": f"passed at origins {dates}"})
             log.info("leakage audit passed at origins %s for every model", dates)
+        run.runs_table(
+            [f"backtest/{model}/{name}" for model in bt.models for name in ("mae", "mae_vs_naive")]
+        )
         print(_terminal(table, run.run_id))
     return table
 

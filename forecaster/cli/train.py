@@ -33,6 +33,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The runs table's first columns in the link a run prints: the model's test MAE beside the
+# random walk's and the best baseline's, the skills, interval coverage when the model has
+# quantiles, and the validation loss models are selected on.
+RUNS_TABLE = [
+    "test_mae",
+    "naive_test_mae",
+    "best_baseline_test_mae",
+    "test_skill_vs_best_baseline",
+    "test_rmse_skill",
+    "test_coverage_80",
+    "test_coverage_90",
+    "best_val_loss",
+]
+
 
 def train(
     cfg: DictConfig,
@@ -66,7 +80,7 @@ def train(
         _check_objective(settings.objective.metric, settings.train.baselines)
         data, window = settings.data, settings.window
         series = load_prices(data.path, data.date_column, data.price_column)
-        run.log_data_source(series)
+        run.log_data_source(series, context="training")
         prices = series.prices
         split = time_split(prices, window, data.target)
         log.info(
@@ -112,6 +126,7 @@ def train(
                 recent = prices.iloc[-(window.lookback + 1) :]
                 example = recent.rename(series.price_column).rename_axis(data.date_column)
                 run.log_model(exported, example.reset_index())
+            run.runs_table(RUNS_TABLE)
         log.info(
             "test rmse %.4f vs naive %.4f (skill %.3f), mase %.3f; mae %.4f vs the best "
             "baseline's (%s) %.4f (skill %.3f); run %s",

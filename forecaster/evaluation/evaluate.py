@@ -58,6 +58,7 @@ class Evaluation:
                 if name in PROBABILISTIC_BASELINES
                 for metric in PROBABILISTIC_METRIC_NAMES
             ),
+            "best_baseline_test_mae",
             "test_rmse_skill",
             "test_skill_vs_best_baseline",
         ]
@@ -65,13 +66,15 @@ class Evaluation:
     @property
     def tracked_metrics(self) -> dict[str, float]:
         """Flat names for tracking: test_mae, ..., naive_test_mae, drift_test_mae, ...,
-        test_rmse_skill (1 - RMSE / the random walk's: > 0 beats it) and
+        best_baseline_test_mae (the lowest baseline MAE, whichever baseline it is: one column in
+        the runs table), test_rmse_skill (1 - RMSE / the random walk's: > 0 beats it) and
         test_skill_vs_best_baseline (1 - MAE / the best baseline's MAE: > 0 beats them all)."""
         flat = {f"test_{k}": v for k, v in self.metrics.items()}
         for name, metrics in self.baseline_metrics.items():
             flat |= {f"{name}_test_{k}": v for k, v in metrics.items()}
         flat["test_rmse_skill"] = 1.0 - self.metrics["rmse"] / self.naive_metrics["rmse"]
         best = self.baseline_metrics[self.best_baseline]["mae"]
+        flat["best_baseline_test_mae"] = best
         flat["test_skill_vs_best_baseline"] = 1.0 - self.metrics["mae"] / best
         return flat
 

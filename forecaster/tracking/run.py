@@ -20,6 +20,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -28,6 +30,7 @@ import forecaster
 from forecaster.data.io import PriceSeries
 from forecaster.serving.states import StreamState
 from forecaster.tracking import pyfunc
+from forecaster.tracking.ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING, how_to_open, runs_view_url
 from forecaster.training.history import EpochLogs
 from forecaster.training.loop import Trainer
 
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 FAILURE_REASON_TAG = "failure_reason"
 FINAL_STATES = "final_states"  # states/final_states.npz and .json
 _MAX_TAG_LENGTH = 5000
+DATASET_DIGEST_LENGTH = 16  # of the file's SHA-256: the UI shows the first 8; the store keeps 36
 
 
 def default_artifact_location(uri: str) -> str | None:
@@ -62,11 +66,20 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The experiment `name`, created as a model-training experiment if it does not exist (an
+    existing one without a kind, from an older version, is given that kind; a kind a user chose
+    in the UI is kept)."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(
+            name,
+            artifact_location=artifact_location,
+            tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING},
+        )
     except MlflowException:
         # Another process created it between our look and our create (parallel jobs).
         experiment = client.get_experiment_by_name(name)
@@ -95,6 +108,7 @@ class TrackedRun:
         self.tags = dict(tags or {})
         self.parent_run_id = parent_run_id
         self.run_id: str | None = None
+        self.experiment_id: str | None = None
 
     def __enter__(self) -> TrackedRun:
         mlflow.set_tracking_uri(self.uri)
@@ -108,7 +122,7 @@ class TrackedRun:
             tags=self.tags,
             parent_run_id=self.parent_run_id,
         )
-        self.run_id = run.info.run_id
+        self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
         log.info(
             "MLflow run %s in experiment %r at %s", self.run_id, self.experiment_name, self.uri
         )
@@ -132,8 +146,18 @@ class TrackedRun:
         mlflow.log_params({k: "None" if v is None else v for k, v in flatten(config).items()})
         mlflow.log_text(yaml_text, "config.yaml")
 
-    def log_data_source(self, series: PriceSeries) -> None:
+    def log_data_source(self, series: PriceSeries, context: str = "training") -> None:
+        """The price file as tags, and as the run's MLflow dataset input (`context` says what the
+        run did with it), so the runs table's Dataset column and the run page show it."""
         prices = series.prices
+        frame = prices.rename(series.price_column).rename_axis(series.date_column).reset_index()
+        dataset = from_pandas(
+            frame,
+            source=LocalArtifactDatasetSource(str(series.path)),
+            name=series.path.name,
+            digest=series.sha256[:DATASET_DIGEST_LENGTH],  # the file's, as in data.sha256
+        )
+        mlflow.log_input(dataset, context=context)
         mlflow.set_tags(
             {
                 "data.file": str(series.path),
@@ -189,6 +213,17 @@ class TrackedRun:
             document = description | {"arrays": shapes}
             (Path(tmp) / f"{FINAL_STATES}.json").write_text(json.dumps(document, indent=2))
             mlflow.log_artifacts(tmp, "states")
+
+    def runs_table(self, metrics: list[str]) -> str:
+        """A link to this experiment's runs table, newest first, with `metrics` as its first
+        columns (those this run logged), and how to open it; logged at INFO."""
+        logged = mlflow.get_run(self.run_id).data.metrics
+        url = runs_view_url(
+            self.uri, self.experiment_id, metrics=[m for m in metrics if m in logged]
+        )
+        opener = how_to_open(self.uri)
+        log.info("runs table: %s%s", url, f" (after `{opener}`)" if opener else "")
+        return url
 
     def log_figure(self, figure: Figure, artifact_file: str) -> None:
         mlflow.log_figure(figure, artifact_file)
