@@ -87,7 +87,7 @@ def test_relative_path_is_resolved_to_absolute(tmp_path, monkeypatch):
     assert load_prices("prices.csv").path == tmp_path.resolve() / "prices.csv"
 
 
-def test_datetimes_are_accepted_and_utc_offsets_become_naive_utc(tmp_path):
+def test_timestamps_keep_their_local_time_whatever_their_offset(tmp_path):
     path = write(
         tmp_path,
         "Date,Close\n2020-01-02 16:00:00,1\n2020-01-03T09:30:00+01:00,2\n2020-01-04T00:00:00Z,3\n",
@@ -96,9 +96,37 @@ def test_datetimes_are_accepted_and_utc_offsets_become_naive_utc(tmp_path):
     assert index.tz is None
     assert list(index) == [
         pd.Timestamp("2020-01-02 16:00"),
-        pd.Timestamp("2020-01-03 08:30"),
+        pd.Timestamp("2020-01-03 09:30"),
         pd.Timestamp("2020-01-04 00:00"),
     ]
+
+
+def test_an_offset_never_moves_a_daily_bar_to_another_day(tmp_path):
+    # Midnight in Tokyo is 15:00 the day before in UTC: the bar is still the bar of its date.
+    rows = "".join(f"2020-01-{d:02d}T00:00:00+09:00,{d}\n" for d in (6, 7, 8, 9, 10, 14))
+    index = load_prices(write(tmp_path, "Date,Close\n" + rows)).prices.index
+    assert list(index.day) == [6, 7, 8, 9, 10, 14]
+    assert (index == index.normalize()).all()
+
+
+def test_a_session_keeps_its_local_hours_across_a_daylight_saving_change(tmp_path):
+    # New York opens at 09:30 local time, 14:30 UTC in winter and 13:30 UTC in summer.
+    path = write(
+        tmp_path,
+        "Date,Close\n2020-03-06T09:30:00-05:00,1\n2020-03-09T09:30:00-04:00,2\n",
+    )
+    assert list(load_prices(path).prices.index.time) == [pd.Timestamp("09:30").time()] * 2
+
+
+def test_round_the_clock_local_times_that_repeat_are_read_in_utc(tmp_path):
+    # Berlin's clocks go back at 03:00 on 2020-10-25: 02:30 happens twice, an hour apart.
+    path = write(
+        tmp_path,
+        "Date,Close\n2020-10-25T02:00:00+02:00,1\n2020-10-25T02:30:00+02:00,2\n"
+        "2020-10-25T02:00:00+01:00,3\n2020-10-25T02:30:00+01:00,4\n",
+    )
+    index = load_prices(path).prices.index
+    assert list(index) == list(pd.date_range("2020-10-25 00:00", periods=4, freq="30min"))
 
 
 def test_other_columns_may_contain_anything(tmp_path):

@@ -78,6 +78,9 @@ def train(
         ) as model:
             model.fit(split.train(prices), split.val(prices))
             evaluation = evaluate(model, prices, split)
+            for message in evaluation.warnings.values():
+                log.warning("%s", message)
+            run.set_tags({f"warning.{name}": text for name, text in evaluation.warnings.items()})
             history = model.history_
             metrics = {"best_val_loss": history.best_val_loss} | evaluation.tracked_metrics
             run.log_metrics(metrics | {"best_epoch": history.best_epoch})
@@ -100,7 +103,7 @@ def train(
                 example = recent.rename(series.price_column).rename_axis(data.date_column)
                 run.log_model(exported, example.reset_index())
         log.info(
-            "test rmse %.4f vs naive %.4f (skill %.3f), mase %.3f; run %s",
+            "test rmse %.6g vs naive %.6g (skill %.3f), mase %.3f; run %s",
             metrics["test_rmse"],
             metrics["naive_test_rmse"],
             metrics["test_rmse_skill"],

@@ -11,9 +11,9 @@ the fix, usually a config override such as ``data.price_column=Close``.
 
 Policies:
 - Dates must be ISO 8601 (``2010-01-04``, ``2010-01-04 16:00:00``, ``2010-01-04T16:00:00Z``).
-  Formats like ``1/4/1999`` are rejected because day/month order is ambiguous. Timestamps with
-  a UTC offset are converted to UTC and stored naive; timestamps without one are taken as they
-  are (so a file mixing both is read as if the naive ones were UTC).
+  Formats like ``1/4/1999`` are rejected because day/month order is ambiguous. A timestamp with
+  a UTC offset keeps its local date and time (`forecaster.data.timestamps` says why and the one
+  exception).
 - Dates must be strictly increasing: unsorted and duplicate dates are separate errors.
 - Empty price cells (or ``NaN``/``null``/``N/A``...) are common in vendor files for holidays
   and missing bars: those rows are dropped with a warning on the ``forecaster.data.io`` logger
@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecaster.data.timestamps import parse_timestamps
 from forecaster.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,8 @@ def prices_from_frame(
         return f"{source}: row {i}"
 
     raw_prices = frame[price_column].to_numpy(dtype=object)
-    prices, missing = _parse_prices(where, price_column, np.array([str(v) for v in raw_prices]))
+    cells = np.array([str(v) for v in raw_prices], dtype=object)
+    prices, missing = _parse_prices(where, price_column, cells)
     if missing.any():
         i = int(np.argmax(missing))
         raise DataError(
@@ -244,10 +246,10 @@ def prices_from_frame(
 
 
 def _parse_dates(where, column: str, raw: np.ndarray) -> np.ndarray:
-    """Parse ISO 8601 dates to naive UTC and check they strictly increase. `where(i)` names
-    row i of the source (a CSV line, a frame row)."""
-    parsed = pd.to_datetime(pd.Series(raw), format="ISO8601", utc=True, errors="coerce")
-    bad = parsed.isna().to_numpy()
+    """Parse ISO 8601 dates (`timestamps.parse_timestamps`) and check they strictly increase.
+    `where(i)` names row i of the source (a CSV line, a frame row)."""
+    dates = parse_timestamps(raw)
+    bad = np.isnat(dates)
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(
@@ -255,7 +257,6 @@ def _parse_dates(where, column: str, raw: np.ndarray) -> np.ndarray:
             "date such as 2010-01-04 or 2010-01-04 16:00:00. Fix: correct that cell, or set "
             "data.date_column=<name> if the dates are in another column."
         )
-    dates = parsed.dt.tz_localize(None).to_numpy()
     step = np.diff(dates)
     backwards = np.flatnonzero(step < np.timedelta64(0))
     repeats = np.flatnonzero(step == np.timedelta64(0))

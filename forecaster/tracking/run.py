@@ -150,6 +150,9 @@ class TrackedRun:
         # Without a validation part there is no val_loss to log (NaN).
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v}, step=logs.epoch)
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        mlflow.set_tags({name: text[:_MAX_TAG_LENGTH] for name, text in tags.items()})
+
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         mlflow.log_metrics(dict(metrics))
 
