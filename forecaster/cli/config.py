@@ -8,10 +8,11 @@ checking every value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from forecaster.data.splits import WindowConfig
 from forecaster.errors import ConfigError
@@ -20,6 +21,7 @@ from forecaster.paths import bundled, workspace
 from forecaster.training.loop import TrainConfig
 
 CONFIG_PATH = "pkg://forecaster.conf"
+MAX_SEED = 2**32 - 1  # numpy's generators take any seed >= 0; TensorFlow's fit in 64 bits
 
 
 @dataclass
@@ -38,6 +40,13 @@ class TrackingConf:
     # the server's default for an http(s) URI.
     artifact_location: str | None = None
     run_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.experiment_name.strip():
+            raise ConfigError(
+                f"tracking.experiment_name={self.experiment_name!r} is empty. Fix: name the "
+                "experiment, e.g. tracking.experiment_name=forecaster (the default)."
+            )
 
 
 @dataclass
@@ -70,6 +79,17 @@ class TrainAppConf:
     eval: EvalConf = field(default_factory=EvalConf)
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     seed: int = 42  # same seed, data and config: same metrics
+    # Each run checkpoints into <checkpoint_dir>/<run id>/ while it trains, so that a stopped
+    # run can be continued (`resume`); the directory is deleted when the run finishes. null: no
+    # checkpoints, nothing to resume.
+    checkpoint_dir: str | None = MISSING
+    resume: str | None = None  # a run id, or `last`: continue that run from its checkpoint
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(
+                f"seed={self.seed!r} is invalid: expected an integer from 0 to {MAX_SEED}."
+            )
 
 
 @dataclass
@@ -80,6 +100,28 @@ class PredictAppConf:
     model_uri: str | None = None  # or any MLflow model URI; default runs:/<run_id>/model
     warm_start: bool = False  # carry the run's final states over the bars after training
     output: str | None = None  # CSV path; default predictions/<run_id>_<last date>.csv
+
+
+def check_known_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
+    """Reject a key the schema does not define. Hydra rejects a misspelt key at compose time,
+    but lets `+key=value` append any key; an appended typo must not be ignored silently."""
+    known = {f.name: f for f in fields(schema)}
+    for key in cfg:
+        if key == "hydra" and not prefix:
+            continue  # Hydra's own node, in configs composed with return_hydra_config
+        if key not in known:
+            name = f"{prefix}{key}"
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {prefix}{close[0]}?" if close else ""
+            where = f"the {prefix.rstrip('.')} group's keys" if prefix else "the top-level keys"
+            raise ConfigError(
+                f"unknown config key {name!r}:{hint} {where} are {sorted(known)}. Fix: correct "
+                f"or drop the override (+{name}=... adds a key the code would never read)."
+            )
+        node = cfg[key]
+        default = known[key].default_factory() if callable(known[key].default_factory) else None
+        if isinstance(node, DictConfig) and is_dataclass(default):
+            check_known_keys(node, type(default), f"{prefix}{key}.")
 
 
 def register() -> None:
