@@ -33,3 +33,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, signal_number: int | None = None) -> None:
         super().__init__(message)
         self.signal_number = signal_number  # for the process's exit status (128 + number)
+
+    def __reduce__(self):  # pickled back from a sweep's worker process, number and all
+        return type(self), (str(self), self.signal_number)

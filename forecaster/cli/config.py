@@ -125,9 +125,17 @@ def check_known_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
 
 
 def register() -> None:
-    """Register the resolvers and the schemas. Idempotent: entry points and tests call it."""
+    """Register the resolvers, the schemas and our launcher. Idempotent: entry points and tests
+    call it."""
     for name, resolver in (("bundled", bundled), ("workspace", workspace)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
     ConfigStore.instance().store(name="train_schema", node=TrainAppConf)
     ConfigStore.instance().store(name="predict_schema", node=PredictAppConf)
+    # Hydra finds plugins by scanning the `hydra_plugins` package, which misses one that an
+    # editable install (`pip install -e .`) serves through an import hook: register it by hand.
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.forecaster_launcher import IsolatingJoblibLauncher
+
+    Plugins.instance().register(IsolatingJoblibLauncher)

@@ -17,7 +17,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from forecaster.evaluation.plots import sweep_figure
 from forecaster.tracking.provenance import shown_overrides
@@ -77,7 +76,7 @@ def sweep_key(sweep_dir: str) -> str:
 def find_sweep(uri: str, experiment_name: str, sweep_dir: str) -> tuple[str, list[str]] | None:
     """The parent run of the sweep writing to `sweep_dir`, and the sweep's overrides (how a job,
     in any process or on any machine that reaches the tracking server, finds its parent)."""
-    client = MlflowClient(uri)
+    client = open_store(uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return None
