@@ -38,7 +38,7 @@ def compose_with_ray_launcher() -> DictConfig:
 def test_ray_launcher_runs_one_single_threaded_job_per_cpu(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     cfg = compose_with_ray_launcher()
-    assert cfg.hydra.launcher._target_.endswith("ray_launcher.RayLauncher")
+    assert cfg.hydra.launcher._target_.endswith("LoopbackRayLauncher")
     assert cfg.hydra.launcher.ray.init.address is None  # start Ray here for the sweep
     assert cfg.hydra.launcher.ray.remote.num_cpus == 1
     assert cfg.train.intra_op_threads == 1

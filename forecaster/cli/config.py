@@ -136,6 +136,7 @@ def register() -> None:
     # editable install (`pip install -e .`) serves through an import hook: register it by hand.
     from hydra.core.plugins import Plugins
 
-    from hydra_plugins.forecaster_launcher import IsolatingJoblibLauncher
+    from hydra_plugins.forecaster_launcher import launchers
 
-    Plugins.instance().register(IsolatingJoblibLauncher)
+    for launcher in launchers():
+        Plugins.instance().register(launcher)
