@@ -41,13 +41,6 @@ class TrackingConf:
     artifact_location: str | None = None
     run_name: str | None = None
 
-    def __post_init__(self) -> None:
-        if not self.experiment_name.strip():
-            raise ConfigError(
-                f"tracking.experiment_name={self.experiment_name!r} is empty. Fix: name the "
-                "experiment, e.g. tracking.experiment_name=forecaster (the default)."
-            )
-
 
 @dataclass
 class EvalConf:

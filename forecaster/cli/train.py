@@ -31,7 +31,7 @@ from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
 from forecaster.serving import StreamState
 from forecaster.tracking import TrackedRun
 from forecaster.tracking.provenance import run_tags, shown_overrides
-from forecaster.tracking.resume import Resumable, find_resumable
+from forecaster.tracking.resume import Resumable, check_run_id, find_resumable
 from forecaster.tracking.sweeps import find_sweep
 from forecaster.training import checkpoints
 from forecaster.training.stopping import StopRequest
@@ -188,6 +188,8 @@ def _describe_last_window(
 
 def resume_run(cfg: DictConfig, overrides: list[str], stop_request: StopRequest) -> dict:
     """Continue the run `cfg.resume` names, with the config it was started with."""
+    if cfg.resume != "last":
+        check_run_id(cfg.resume, "resume")
     others = [o for o in overrides if _key(o) != "resume" and not _key(o).startswith("tracking.")]
     if others:
         raise ConfigError(

@@ -137,7 +137,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
     lines: list[int] = []
     # utf-8-sig drops the byte-order mark that spreadsheet exports put before the header.
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, strict=True)  # an unclosed quote is an error, not a cell
         start = 1
         try:
             for record in reader:
@@ -146,9 +146,12 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
                     lines.append(start)
                 start = reader.line_num + 1
         except (csv.Error, UnicodeDecodeError) as exc:
+            line, reason = start, str(exc)
+            if isinstance(exc, UnicodeDecodeError):  # raised for a whole chunk read ahead
+                line, reason = _undecodable(path)
             raise DataError(
-                f"{path}: cannot be parsed as a UTF-8 comma-separated file near line {start} "
-                f"({exc}). Fix: export the data as a plain CSV or point data.path=... at one."
+                f"{path}: cannot be parsed as a UTF-8 comma-separated file near line {line} "
+                f"({reason}). Fix: export the data as a plain CSV or point data.path=... at one."
             ) from None
     if not records:
         raise DataError(
@@ -170,6 +173,17 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
                 "commas)."
             )
     return header, records[1:], np.array(lines[1:])
+
+
+def _undecodable(path: Path) -> tuple[int, str]:
+    """The line of the first byte that is not UTF-8, and that byte."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")  # a byte-order mark is UTF-8 too: positions count from byte 0
+    except UnicodeDecodeError as error:
+        start = error.start
+        return raw.count(b"\n", 0, start) + 1, f"byte {raw[start : start + 1]!r} is not UTF-8"
+    return 1, "not UTF-8"
 
 
 def _choose_price_column(

@@ -69,6 +69,11 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    if not name.strip():
+        raise ConfigError(
+            f"tracking.experiment_name={name!r} is empty. Fix: name the experiment, e.g. "
+            "tracking.experiment_name=forecaster (the default)."
+        )
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":

@@ -115,8 +115,9 @@ def check_uri(uri: str) -> None:
 def _reject_non_uri(uri: str) -> None:
     for scheme in SCHEMES + ("file",):
         if uri.lower().startswith(scheme) and not uri[len(scheme) :].startswith("://"):
+            start = "sqlite:///, then the path" if scheme == "sqlite" else f"{scheme}://"
             raise ConfigError(
-                f"tracking.uri={uri!r} is not a well-formed URI: {scheme} needs '{scheme}://'. "
+                f"tracking.uri={uri!r} is not a well-formed URI: it should start with {start}. "
                 f"Fix: write it like {_URI_EXAMPLES}."
             )
     directory = Path(uri).expanduser().resolve()
@@ -184,6 +185,7 @@ def _check_server(uri: str) -> None:
         return  # it answers: MLflow's own calls say what it thinks of us (e.g. credentials)
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
+        reason = getattr(reason, "strerror", None) or reason  # "Connection refused"
         raise ConfigError(
             f"tracking.uri={uri!r}: no MLflow server answers there ({reason}, after "
             f"{CONNECT_TIMEOUT:g} s). Fix: start it (mlflow server --host 127.0.0.1 --port "
@@ -198,7 +200,7 @@ def _check_database(uri: str, dialect: str) -> None:
         url = sqlalchemy.engine.make_url(uri)
         url.get_dialect().import_dbapi()
     except ImportError as error:
-        driver = {"postgresql": "psycopg2-binary", "mysql": "pymysql", "mssql": "pyodbc"}
+        driver = {"postgresql": "\"psycopg[binary]\"", "mysql": "pymysql", "mssql": "pyodbc"}
         raise ConfigError(
             f"tracking.uri={_redact(uri)!r}: the {dialect} driver is not installed "
             f"({error}). Fix: pip install {driver[dialect]}."
