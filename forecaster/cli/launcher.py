@@ -119,13 +119,13 @@ class IsolatingJoblibLauncher(JoblibLauncher):
                     worker.job = None
                     results[idx] = self._result(future, worker, idx, overrides, stopped)
         if received:
-            number = signal.Signals[received[0]]
-            raise TrainingInterrupted(
+            message = (
                 f"{received[0]} received: the sweep stopped; of {len(job_overrides)} jobs, "
                 f"{len(results) - len(stopped)} ended, {len(stopped)} were stopped and "
-                f"{len(queue)} never started",
-                number,
+                f"{len(queue)} never started"
             )
+            log.error("%s", message)
+            raise TrainingInterrupted(message, signal.Signals[received[0]])
         return [results[idx] for idx in sorted(results)]
 
     def _result(
