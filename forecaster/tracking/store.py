@@ -200,7 +200,7 @@ def _check_database(uri: str, dialect: str) -> None:
         url = sqlalchemy.engine.make_url(uri)
         url.get_dialect().import_dbapi()
     except ImportError as error:
-        driver = {"postgresql": "\"psycopg[binary]\"", "mysql": "pymysql", "mssql": "pyodbc"}
+        driver = {"postgresql": '"psycopg[binary]"', "mysql": "pymysql", "mssql": "pyodbc"}
         raise ConfigError(
             f"tracking.uri={_redact(uri)!r}: the {dialect} driver is not installed "
             f"({error}). Fix: pip install {driver[dialect]}."
