@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,9 +28,9 @@ def starts_its_own_ray(address: str | None) -> bool:
     """Whether `ray.init(address=address)` would start a new Ray instance on this machine."""
     if address or os.environ.get("RAY_ADDRESS"):
         return False
-    # Where `ray start` records the cluster it started (ray._private.utils.get_ray_address_file)
-    temp_dir = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray"
-    return not (temp_dir / "ray_current_cluster").exists()
+    # Where `ray start` records the cluster it started (ray._common.utils.get_ray_address_file)
+    system_temp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    return not (Path(system_temp) / "ray" / "ray_current_cluster").exists()
 
 
 class LoopbackRayLauncher(RayLauncher):
