@@ -459,3 +459,18 @@ def test_a_sweep_directory_with_an_apostrophe(tmp_path):
     assert parent.info.status == child.info.status == "FINISHED"
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert mlflow.active_run() is None
+
+
+@pytest.mark.slow
+def test_processes_opening_a_fresh_store_at_once_build_it_once(tmp_path):
+    """The lock itself: four processes open a store that does not exist yet, together."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = "import sys; from forecaster.tracking.store import open_store; open_store(sys.argv[1])"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code, uri], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
+    assert sum("Creating initial MLflow database tables" in e for e in errors) == 1
+    assert store._read_schema(tmp_path / "mlflow.db").current
