@@ -79,6 +79,13 @@ FIX_URI = (
 )
 
 COMMAND_CASES = [
+    Case(
+        "unknown exchange calendar",
+        (*TRAIN, "data.calendar=NYC"),
+        "data.calendar='NYC' is not an exchange calendar exchange_calendars knows. Fix: use its "
+        "ISO 10383 code (XNYS for the NYSE and NASDAQ-listed US indices, XLON, XTKS, XETR, ...; "
+        "all {*}), or data.calendar=null to follow the data's own spacing.",
+    ),
     # -- the tracking store, checked before anything runs ------------------------------------
     Case(
         "unwritable tracking directory",

@@ -23,10 +23,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One tiny training run on the synthetic data: (tracking URI, run id)."""
+    """One tiny training run on the synthetic data, dated on the NYSE calendar: (tracking URI,
+    run id)."""
     store = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{store / 'mlflow.db'}"
-    train(compose_train_config([*TINY, f"tracking.uri={uri}", "model.num_layers=2"]))
+    overrides = [*TINY, f"tracking.uri={uri}", "model.num_layers=2", "data.calendar=XNYS"]
+    train(compose_train_config(overrides))
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("forecaster")
     return uri, client.search_runs([experiment.experiment_id])[0].info.run_id
@@ -56,7 +58,10 @@ def test_predict_cold_and_warm(trained, tmp_path, capsys):
         written = pd.read_csv(tmp_path / f"{name}.csv", parse_dates=["date"])
         assert list(written.columns) == ["step", "date", "forecast"]
         np.testing.assert_allclose(written["forecast"], frame["forecast"])
-        assert written["date"].iloc[0] == pd.Timestamp("2019-09-02")  # after 2019-08-30
+        # The data ends on Friday 2019-08-30; Monday 2019-09-02 is Labor Day, a NYSE holiday.
+        assert list(written["date"]) == list(
+            pd.to_datetime(["2019-09-03", "2019-09-04", "2019-09-05", "2019-09-06", "2019-09-09"])
+        )
     # The warm state saw 5 more bars than the cold one: different forecasts.
     assert not np.allclose(cold["forecast"], warm["forecast"], rtol=1e-9)
 

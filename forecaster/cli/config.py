@@ -43,6 +43,9 @@ class DataConf:
     ticker_column: str | None = None
     tickers: list[str] | None = None  # a panel: keep only these tickers; None: all
     target: str = "log_return"  # what the model learns: "log_return" or "price"
+    # Exchange calendar of forecast dates (exchange_calendars code: XNYS, XLON, ...); None:
+    # follow the data's spacing (business days for daily bars; holidays unknown).
+    calendar: str | None = None
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.paths is None):

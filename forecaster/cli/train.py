@@ -97,6 +97,7 @@ def _train(
     cfg: DictConfig, run: TrackedRun, stop_request: StopRequest | None, resume: Resumable | None
 ) -> dict[str, float]:
     from forecaster.data import load_prices, time_split
+    from forecaster.data.timestamps import check_calendar, describe_calendar
     from forecaster.evaluation import evaluate
     from forecaster.evaluation.plots import forecast_figure, learning_curve_figure
     from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
@@ -110,9 +111,11 @@ def _train(
         settings: config.TrainAppConf = OmegaConf.to_object(cfg)  # checks every value
         _check_objective(settings.objective.metric, settings.train.baselines)
         data, window = settings.data, settings.window
+        check_calendar(data.calendar)
         series = load_prices(data.path, data.date_column, data.price_column)
         run.log_data_source(series, context="training")
         prices = series.prices
+        log.info("%s", describe_calendar(data.calendar))
         split = time_split(prices, window, data.target)
         log.info(
             "%s: %d bars; train to %s, validation to %s, %d test origins",
@@ -165,6 +168,7 @@ def _train(
                     Path(tmp) / "exported_model",
                     price_column=series.price_column,
                     date_column=series.date_column,
+                    calendar=data.calendar,
                 )
                 recent = prices.iloc[-(window.lookback + 1) :]
                 example = recent.rename(series.price_column).rename_axis(data.date_column)

@@ -17,7 +17,13 @@ Forecasting (`future_dates`): the next ``horizon`` timestamps follow the data's 
 daily bars step over the weekdays the data trades on (Monday to Friday for a stock index, every
 day for a round-the-clock market), weekly or monthly bars keep their anchor (``W-FRI``, month
 end), and intraday bars step through the session the data shows, then on to the next trading
-day's first bar. Exchange holidays are not known.
+day's first bar. Without a calendar, exchange holidays are not known: daily dates are the
+weekdays the data trades on.
+
+With an exchange calendar (`data.calendar`, e.g. ``XNYS``, from the `exchange_calendars`
+library), daily and intraday forecasts step over the exchange's sessions instead: no holidays,
+no weekends. Weekly and monthly bars keep their own anchor; a round-the-clock series needs no
+calendar (or ``24/7``).
 """
 
 from __future__ import annotations
@@ -82,8 +88,52 @@ def _strictly_increasing(values: np.ndarray) -> bool:
     return bool(np.all(np.diff(values) > np.timedelta64(0)))
 
 
-def future_dates(index: pd.DatetimeIndex, horizon: int) -> pd.DatetimeIndex:
-    """The `horizon` timestamps after the last of `index`, spaced as the data is spaced."""
+def check_calendar(name: str | None) -> None:
+    """Refuse an exchange calendar name `exchange_calendars` does not know (None is fine)."""
+    if name is None:
+        return
+    import exchange_calendars
+
+    if name not in exchange_calendars.get_calendar_names(include_aliases=True):
+        names = exchange_calendars.get_calendar_names(include_aliases=False)
+        raise DataError(
+            f"data.calendar={name!r} is not an exchange calendar exchange_calendars knows. Fix: "
+            f"use its ISO 10383 code (XNYS for the NYSE and NASDAQ-listed US indices, XLON, "
+            f"XTKS, XETR, ...; all {len(names)}: {', '.join(names)}), or data.calendar=null to "
+            "follow the data's own spacing."
+        )
+
+
+def describe_calendar(name: str | None) -> str:
+    """One line for the terminal: where forecast dates come from."""
+    if name is None:
+        return (
+            "calendar: none (data.calendar=null): forecast dates follow the data's spacing, "
+            "business days for daily bars; exchange holidays are unknown, set data.calendar "
+            "(e.g. XNYS) to skip them"
+        )
+    return f"calendar: {name} (exchange_calendars): forecast dates are its sessions"
+
+
+def _sessions_after(last: pd.Timestamp, count: int, calendar: str) -> pd.DatetimeIndex:
+    """The next `count` sessions of `calendar` after the day of `last`, at its time of day."""
+    import exchange_calendars
+
+    day = last.normalize()
+    # Enough calendar days for `count` sessions even across a long closure, and no more: a
+    # calendar is built (holidays computed) for the span it covers.
+    span = exchange_calendars.get_calendar(
+        calendar, start=day - 7 * DAY, end=day + (2 * count + 30) * DAY
+    )
+    sessions = span.sessions[span.sessions > day][:count]
+    return pd.DatetimeIndex(sessions.tz_localize(None) if sessions.tz else sessions) + (last - day)
+
+
+def future_dates(
+    index: pd.DatetimeIndex, horizon: int, calendar: str | None = None
+) -> pd.DatetimeIndex:
+    """The `horizon` timestamps after the last of `index`, spaced as the data is spaced; daily
+    and intraday bars step over the sessions of the exchange `calendar` when given."""
     if len(index) < 2:
         raise DataError(
             f"need at least 2 dated bars to tell the data's spacing, got {len(index)}: pass "
@@ -96,7 +146,7 @@ def future_dates(index: pd.DatetimeIndex, horizon: int) -> pd.DatetimeIndex:
     times_of_day = recent - recent.normalize()
     if step >= DAY and times_of_day.nunique() == 1:
         if step == DAY:
-            return _trading_days(last, horizon, weekdays)
+            return _trading_days(last, horizon, weekdays, calendar)
         frequency = pd.infer_freq(recent[-min(len(recent), 12) :]) if len(recent) >= 3 else None
         if frequency is not None:
             return pd.date_range(last, periods=horizon + 1, freq=frequency)[1:]
@@ -108,7 +158,7 @@ def future_dates(index: pd.DatetimeIndex, horizon: int) -> pd.DatetimeIndex:
         if following.normalize() != current.normalize() or following - following.normalize() > (
             closes
         ):
-            following = _trading_days(current.normalize(), 1, weekdays)[0] + opens
+            following = _trading_days(current.normalize(), 1, weekdays, calendar)[0] + opens
         dates.append(following)
         current = following
     return pd.DatetimeIndex(dates)
@@ -123,8 +173,13 @@ def _trading_weekdays(recent: pd.DatetimeIndex) -> set[int]:
     return seen | {0, 1, 2, 3, 4}
 
 
-def _trading_days(last: pd.Timestamp, count: int, weekdays: set[int]) -> pd.DatetimeIndex:
-    """The next `count` days after `last`, on the weekdays the data trades, at its time of day."""
+def _trading_days(
+    last: pd.Timestamp, count: int, weekdays: set[int], calendar: str | None = None
+) -> pd.DatetimeIndex:
+    """The next `count` days after `last` at its time of day: the sessions of `calendar`, or
+    without one the weekdays the data trades."""
+    if calendar is not None:
+        return _sessions_after(last, count, calendar)
     days, day = [], last
     while len(days) < count:
         day = day + DAY

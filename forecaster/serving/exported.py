@@ -31,8 +31,8 @@ from forecaster.models.seq2seq.state import LSTMState, NumpyStates, pack, state_
 @dataclass(frozen=True)
 class PriceForecast:
     prices: np.ndarray  # [horizon] forecast prices
-    # The next `horizon` timestamps, spaced as the input was (`data.timestamps.future_dates`),
-    # when it was dated.
+    # The next `horizon` timestamps, spaced as the input was, on the exchange calendar the
+    # model was exported with (`data.timestamps.future_dates`), when the input was dated.
     dates: pd.DatetimeIndex | None
     encoder_final_state: NumpyStates  # batch of 1; what the decoder started from
     decoder_final_state: NumpyStates
@@ -122,7 +122,7 @@ class ExportedForecaster:
         # Dates follow the data's spacing, which takes two dated bars to know.
         future = None
         if isinstance(dates, pd.DatetimeIndex) and len(dates) >= 2:
-            future = future_dates(dates, p.horizon)
+            future = future_dates(dates, p.horizon, p.calendar)
 
         def states(prefix: str) -> NumpyStates:
             return tuple(

@@ -42,6 +42,7 @@ class Preprocessing:
     num_units: int
     price_column: str
     date_column: str
+    calendar: str | None = None  # exchange calendar of forecast dates; None: the data's spacing
 
     @property
     def scaler(self) -> Scaler:

@@ -149,8 +149,16 @@ class Seq2SeqForecaster:
             decoder_state=output.decoder_final_state,
         )
 
-    def export(self, path: str | Path, *, price_column: str, date_column: str) -> Path:
-        """The fitted model as a self-contained directory (`export.export_model`)."""
+    def export(
+        self,
+        path: str | Path,
+        *,
+        price_column: str,
+        date_column: str,
+        calendar: str | None = None,
+    ) -> Path:
+        """The fitted model as a self-contained directory (`export.export_model`); its forecasts
+        are dated on the sessions of the exchange `calendar` when given."""
         check_fitted(self, "network_")
         preprocessing = Preprocessing(
             target=self.target,
@@ -162,6 +170,7 @@ class Seq2SeqForecaster:
             num_units=self.model.num_units,
             price_column=price_column,
             date_column=date_column,
+            calendar=calendar,
         )
         network = self.network_
         return export_model(network.spec, network.get_weights(), preprocessing, path)
