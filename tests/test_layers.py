@@ -25,6 +25,7 @@ LAYERS = [
     "evaluation",
     "serving",
     "tracking",
+    "api",
     "cli",
     "__main__",
 ]
@@ -120,7 +121,7 @@ def test_layers_below_the_model_load_neither_tensorflow_nor_mlflow():
         "import forecaster.models, forecaster.models.baselines, forecaster.evaluation\n"
         "import forecaster.models.probabilistic, forecaster.evaluation.probabilistic\n"
         "import forecaster.evaluation.backtest, forecaster.evaluation.plots\n"
-        "import forecaster.models.seq2seq.spec, forecaster.cli.config\n"
+        "import forecaster.models.seq2seq.spec, forecaster.cli.config, forecaster.api\n"
         "heavy = ('tensorflow', 'mlflow', 'keras', 'statsforecast', 'arch')\n"
         "loaded = [m for m in heavy if m in sys.modules]\n"
         "assert not loaded, loaded\n"

@@ -19,9 +19,9 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from forecaster.api import baseline
 from forecaster.cli import config
 from forecaster.cli.backtest_panel import backtest_panel
-from forecaster.cli.baselines import baseline
 from forecaster.data import load_prices
 from forecaster.errors import ForecasterError
 from forecaster.evaluation.backtest import (

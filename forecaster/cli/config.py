@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from forecaster.api import DEFAULT_BASELINES
 from forecaster.data.panel import Panel, load_panel
 from forecaster.data.splits import WindowConfig
 from forecaster.errors import ConfigError
@@ -131,7 +132,7 @@ class TrainRunConfig(TrainConfig):
     """`train` of `python -m forecaster train`: the loop's settings, and the baselines every
     run is scored against on the same test origins (the random walk always is)."""
 
-    baselines: list[str] = field(default_factory=lambda: ["naive", "drift", "ridge"])
+    baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -39,20 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The runs table's first columns in the link a run prints: the model's test MAE beside the
-# random walk's and the best baseline's, the skills, interval coverage when the model has
-# quantiles, and the validation loss models are selected on.
-RUNS_TABLE = [
-    "test_mae",
-    "naive_test_mae",
-    "best_baseline_test_mae",
-    "test_skill_vs_best_baseline",
-    "test_rmse_skill",
-    "test_coverage_80",
-    "test_coverage_90",
-    "best_val_loss",
-]
-
 
 def train(
     cfg: DictConfig,
@@ -102,6 +88,7 @@ def _train(
     from forecaster.evaluation.plots import forecast_figure, learning_curve_figure
     from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
     from forecaster.serving import StreamState
+    from forecaster.tracking.ui import RUNS_TABLE
 
     with run:
         if resume is None:
@@ -192,7 +179,7 @@ def _train(
 
 def _baselines(settings: config.TrainAppConf) -> dict[str, Forecaster]:
     """The `train.baselines` to score beside the model (the random walk always is)."""
-    from forecaster.cli.baselines import baseline
+    from forecaster.api import baseline
 
     return {
         name: baseline(name, settings.window, settings.model.quantiles, settings.seed)

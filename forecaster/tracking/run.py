@@ -233,8 +233,8 @@ class TrackedRun:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         mlflow.set_tags({name: text[:_MAX_TAG_LENGTH] for name, text in tags.items()})
 
-    def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        mlflow.log_metrics(dict(metrics))
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v}, step=step)  # no NaN
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         mlflow.log_params(dict(params))

@@ -28,6 +28,20 @@ SHARED_VIEW_TAG = "mlflow.sharedViewState."
 MACHINE_LEARNING_WORKFLOW = "machine_learning"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
+# The runs table's first columns in the link a training run prints: the model's test MAE beside the
+# random walk's and the best baseline's, the skills, interval coverage when the model has
+# quantiles, and the validation loss models are selected on.
+RUNS_TABLE = [
+    "test_mae",
+    "naive_test_mae",
+    "best_baseline_test_mae",
+    "test_skill_vs_best_baseline",
+    "test_rmse_skill",
+    "test_coverage_80",
+    "test_coverage_90",
+    "best_val_loss",
+]
+
 
 def ui_base_url(tracking_uri: str) -> str:
     """The UI of a tracking URI: the server itself for http(s), else a local `mlflow ui`."""

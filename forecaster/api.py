@@ -1,0 +1,360 @@
+"""forecaster from Python, without Hydra: a scikit-learn-style estimator for notebooks.
+
+    from forecaster.api import Forecaster
+    model = Forecaster(horizon=5, num_units=64, epochs=30).fit(prices)  # a dated Series
+    model.metrics_["test_mae"], model.predict()                          # a tidy frame
+
+Every constructor argument is one config key of `python -m forecaster train`, under its leaf
+name (`PARAMETERS` maps each to its key: `horizon` is `window.horizon`, `num_units` is
+`model.num_units`, `epochs` is `train.epochs`, ...), with the same default; the names and
+defaults are read from the schema dataclasses, so they cannot drift from the CLI. `fit` splits
+by time, trains, and scores the model against the baselines on the test origins, as `train`
+does; `predict` forecasts after the last bar; `backtest` walks the model and the baselines
+forward; `save`/`load` keep the fitted model as a directory; `to_mlflow` logs it as a run.
+
+This module is the layer above tracking and below the CLI: it imports neither Hydra nor MLflow
+itself, and loads TensorFlow and MLflow only inside the methods that use them. The CLI builds its
+baselines here (`baseline`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Sequence
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecaster.data.splits import WindowConfig
+from forecaster.evaluation.probabilistic import scoring_levels
+from forecaster.models import PROBABILISTIC_BASELINES, create
+from forecaster.models.base import QUANTILE_LEVELS
+from forecaster.models.base import Forecaster as ForecasterProtocol
+from forecaster.models.seq2seq.spec import Seq2SeqConfig
+from forecaster.training.loop import TrainConfig
+
+DEFAULT_BASELINES = ("naive", "drift", "ridge")  # train.baselines
+PARAMS_FILE = "params.json"
+METRICS_FILE = "metrics.json"
+MODEL_DIR = "exported_model"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str  # the constructor argument
+    key: str  # the config key of `python -m forecaster train`
+    default: Any
+
+
+def _schema_parameters() -> dict[str, Parameter]:
+    found: dict[str, Parameter] = {}
+    groups = (("window", WindowConfig), ("model", Seq2SeqConfig), ("train", TrainConfig))
+    for group, schema in groups:
+        for f in fields(schema):
+            default = f.default if f.default is not MISSING else f.default_factory()
+            found[f.name] = Parameter(f.name, f"{group}.{f.name}", default)
+    extra = [
+        Parameter("quantiles", "model.quantiles", list(QUANTILE_LEVELS)),
+        Parameter("baselines", "train.baselines", list(DEFAULT_BASELINES)),
+        Parameter("target", "data.target", "log_return"),
+        Parameter("calendar", "data.calendar", None),
+        Parameter("seed", "seed", 42),
+    ]
+    return found | {p.name: p for p in extra}
+
+
+PARAMETERS: dict[str, Parameter] = _schema_parameters()
+
+
+def baseline(
+    name: str, window: WindowConfig, quantiles: Sequence[float], seed: int
+) -> ForecasterProtocol:
+    """Baseline `name` for `window`. Probabilistic baselines forecast the reported `quantiles`
+    (`model.quantiles`) and the dense grid the CRPS is integrated on; GARCH's simulations are
+    seeded by the run's `seed`."""
+    params: dict = {"horizon": window.horizon}
+    if name in ("ridge", "rw_normal"):
+        params["lookback"] = window.lookback
+    if name in PROBABILISTIC_BASELINES:
+        params["quantiles"] = scoring_levels(quantiles)
+    if name == "garch_t":
+        params["seed"] = seed
+    return create(name, **params)
+
+
+class Forecaster:
+    """The seq2seq LSTM with its baselines, configured by keyword (see `PARAMETERS`)."""
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(PARAMETERS))
+        if unknown:
+            raise TypeError(
+                f"Forecaster got unknown parameter(s) {unknown}; it takes {sorted(PARAMETERS)} "
+                "(each the config key of the same leaf name: Forecaster.PARAMETERS)"
+            )
+        for name, parameter in PARAMETERS.items():
+            setattr(self, name, params.get(name, parameter.default))
+
+    PARAMETERS = PARAMETERS
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in PARAMETERS}
+
+    def set_params(self, **params: Any) -> Forecaster:
+        merged = self.get_params() | params
+        self.__init__(**merged)
+        return self
+
+    def config(self) -> dict[str, Any]:
+        """The parameters as the nested config `python -m forecaster train` runs with."""
+        nested: dict[str, Any] = {}
+        for name, parameter in PARAMETERS.items():
+            *groups, leaf = parameter.key.split(".")
+            node = nested
+            for group in groups:
+                node = node.setdefault(group, {})
+            node[leaf] = getattr(self, name)
+        return nested
+
+    def overrides(self) -> list[str]:
+        """The command-line overrides that train the same model with `python -m forecaster`."""
+        changed = [(p.key, getattr(self, p.name)) for p in PARAMETERS.values()]
+        return [
+            f"{key}={json.dumps(value) if isinstance(value, list | tuple) else value}"
+            for (key, value), p in zip(changed, PARAMETERS.values(), strict=True)
+            if value != p.default
+        ]
+
+    def _groups(self) -> tuple[WindowConfig, Seq2SeqConfig, TrainConfig]:
+        """The schema dataclasses, which check every value."""
+
+        def of(schema):
+            return schema(**{f.name: getattr(self, f.name) for f in fields(schema)})
+
+        return of(WindowConfig), of(Seq2SeqConfig), of(TrainConfig)
+
+    # -- fitting --------------------------------------------------------------------------------
+    def fit(self, prices: pd.Series | pd.DataFrame | str | Path) -> Forecaster:
+        """Split `prices` by time, train on the training part (early stopping on validation),
+        and score the model and the baselines on the test origins (`metrics_`, `evaluation_`).
+
+        `prices`: a Series of prices on a DatetimeIndex, a one-column DataFrame, or a CSV path
+        (read by the same validator as the CLI)."""
+        from forecaster.data import time_split
+        from forecaster.data.timestamps import check_calendar
+        from forecaster.evaluation import evaluate
+        from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
+
+        self._close()
+        check_calendar(self.calendar)
+        self.series_, prices = _prices(prices)
+        window, model, train = self._groups()
+        split = time_split(prices, window, self.target)
+        network = Seq2SeqForecaster(
+            window=window, model=model, train=train, target=self.target, seed=self.seed
+        )
+        try:
+            network.fit(split.train(prices), split.val(prices))
+            baselines = {b: baseline(b, window, self.quantiles, self.seed) for b in self.baselines}
+            self.evaluation_ = evaluate(network, prices, split, baselines, self.quantiles)
+        except BaseException:
+            network.close()
+            raise
+        self.network_, self.prices_, self.split_ = network, prices, split
+        self.history_ = network.history_
+        self.metrics_ = {"best_val_loss": self.history_.best_val_loss} | (
+            self.evaluation_.tracked_metrics
+        )
+        return self
+
+    def _close(self) -> None:
+        for name in ("network_", "exported_"):
+            model = self.__dict__.pop(name, None)
+            if model is not None:
+                model.close()
+
+    def __del__(self) -> None:
+        self._close()
+
+    # -- forecasting ----------------------------------------------------------------------------
+    def predict(self, prices: pd.Series | pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
+        """Forecast the `horizon` bars after the last of `prices` (default: the series `fit`
+        saw). A tidy frame, one row per step: `date` (on `calendar`'s sessions when set, else
+        the data's spacing), `step`, `forecast` (the price), and `q<level>` columns when the
+        model forecasts quantiles."""
+        from forecaster.data.timestamps import future_dates
+
+        if "network_" not in self.__dict__ and "exported_" not in self.__dict__:
+            raise RuntimeError("this Forecaster is not fitted: call fit(prices) or load(path)")
+        prices = self.prices_ if prices is None else _prices(prices)[1]
+        if "exported_" in self.__dict__:
+            points, quantiles, levels = self.exported_.forecast(prices).prices, None, None
+        else:
+            forecast = self.network_.predict(prices, np.array([len(prices) - 1]))
+            points, levels = forecast.prices[0], forecast.quantile_levels
+            quantiles = None if forecast.quantiles is None else forecast.quantiles[0]
+        frame = pd.DataFrame(
+            {
+                "date": future_dates(prices.index, len(points), self.calendar),
+                "step": np.arange(1, len(points) + 1),
+                "forecast": points,
+            }
+        )
+        for k, level in enumerate(levels or ()):
+            frame[f"q{level:g}"] = quantiles[:, k]
+        return frame
+
+    def backtest(self, **backtest: Any) -> pd.DataFrame:
+        """Walk the model and its baselines forward through the last part of the fitted series
+        (`backtest` keys as `python -m forecaster backtest` takes them: start, test_fraction,
+        stride, refit_every, ...); the summary table, one row per model."""
+        from forecaster.evaluation.backtest import BacktestConfig, summary, walk_forward
+        from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
+
+        if "prices_" not in self.__dict__:
+            raise RuntimeError("backtest walks the series fit saw: call fit(prices) first")
+        window, model, train = self._groups()
+        names = ["seq2seq", *(b for b in self.baselines if b != "naive"), "naive"]
+        config = BacktestConfig(**({"models": names} | backtest))
+
+        def factory(name: str):
+            if name == "seq2seq":
+                return lambda: Seq2SeqForecaster(
+                    window=window, model=model, train=train, target=self.target, seed=self.seed
+                )
+            return lambda: baseline(name, window, self.quantiles, self.seed)
+
+        models = {name: factory(name) for name in config.models}
+        result = walk_forward(
+            self.prices_, models, config, self.horizon, reported_levels=self.quantiles
+        )
+        return summary(result)
+
+    # -- keeping ----------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """The fitted model as a directory: the exported model (what `predict` runs and MLflow
+        serves), the parameters and the test metrics."""
+        if "network_" not in self.__dict__:
+            raise RuntimeError("save needs a fitted Forecaster: call fit(prices) first")
+        path = Path(path)
+        self._export(path / MODEL_DIR)
+        (path / PARAMS_FILE).write_text(json.dumps(self.get_params(), indent=2))
+        (path / METRICS_FILE).write_text(json.dumps(self.metrics_, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Forecaster:
+        """A Forecaster `save` wrote: it predicts (give it the recent prices); to backtest or
+        log it again, fit it."""
+        from forecaster.serving import ExportedForecaster
+
+        path = Path(path)
+        model = cls(**json.loads((path / PARAMS_FILE).read_text()))
+        model.metrics_ = json.loads((path / METRICS_FILE).read_text())
+        model.exported_ = ExportedForecaster(path / MODEL_DIR)
+        return model
+
+    def _columns(self) -> tuple[str, str]:
+        """(date column, price column) a served model reads: the file's, or the Series'."""
+        if self.series_ is not None:
+            return self.series_.date_column, self.series_.price_column
+        return str(self.prices_.index.name or "Date"), str(self.prices_.name or "Close")
+
+    def _export(self, directory: Path) -> Path:
+        date, price = self._columns()
+        return self.network_.export(
+            directory, price_column=price, date_column=date, calendar=self.calendar
+        )
+
+    def to_mlflow(
+        self,
+        tracking_uri: str | None = None,
+        experiment_name: str = "forecaster",
+        run_name: str | None = None,
+    ) -> str:
+        """Log the fitted model as an MLflow run (parameters under their config keys, test
+        metrics, learning curve, the price file as the dataset when `fit` read one, the model as
+        `model`); return the run id. `tracking_uri`: default MLFLOW_TRACKING_URI, else
+        `mlflow.db` where the CLI keeps it."""
+        import math
+        import os
+        import tempfile
+
+        from forecaster.paths import workspace
+        from forecaster.tracking import TrackedRun
+        from forecaster.tracking.ui import RUNS_TABLE
+
+        if "network_" not in self.__dict__:
+            raise RuntimeError("to_mlflow needs a fitted Forecaster: call fit(prices) first")
+        uri = (
+            tracking_uri
+            or os.environ.get("MLFLOW_TRACKING_URI")
+            or f"sqlite:///{workspace('mlflow.db')}"
+        )
+        with TrackedRun(uri, experiment_name, run_name=run_name) as run:
+            config = self.config()
+            run.log_config(config, json.dumps(config, indent=2))
+            if self.series_ is not None:
+                run.log_data_source(self.series_, context="training")
+            history = self.history_
+            for epoch, (train_loss, val_loss) in enumerate(
+                zip(
+                    history.train_loss,
+                    history.val_loss or [math.nan] * history.epochs,
+                    strict=True,
+                ),
+                1,
+            ):
+                run.log_metrics({"train_loss": train_loss, "val_loss": val_loss}, step=epoch)
+            run.log_metrics(self.metrics_ | {"best_epoch": history.best_epoch})
+            with tempfile.TemporaryDirectory() as tmp:
+                exported = self._export(Path(tmp) / MODEL_DIR)
+                columns = self._columns()
+                recent = self.prices_.iloc[-(self.lookback + 1) :]
+                example = pd.DataFrame({columns[0]: recent.index, columns[1]: recent.to_numpy()})
+                run.log_model(exported, example)
+            run.runs_table(RUNS_TABLE)
+            return run.run_id
+
+
+def _prices(prices: pd.Series | pd.DataFrame | str | Path):
+    """(the PriceSeries when read from a file, else None; the validated price Series)."""
+    from forecaster.data.io import load_prices, prices_from_frame
+
+    if isinstance(prices, (str, Path)):
+        series = load_prices(prices)
+        return series, series.prices
+    if isinstance(prices, pd.DataFrame):
+        if prices.shape[1] != 1:
+            raise ValueError(
+                f"fit takes one price series; this DataFrame has {prices.shape[1]} columns "
+                f"({list(prices.columns)[:5]}...). Fix: pass one column, e.g. "
+                "frame['Close'] (a model over many tickers is not built yet)"
+            )
+        prices = prices.iloc[:, 0]
+    if not isinstance(prices, pd.Series):
+        raise TypeError(
+            f"prices must be a pandas Series, DataFrame or CSV path, got {type(prices).__name__}"
+        )
+    if not isinstance(prices.index, pd.DatetimeIndex):
+        raise ValueError(
+            "prices need a DatetimeIndex (the bars' dates): e.g. "
+            "pd.read_csv(path, parse_dates=['Date'], index_col='Date')['Close']"
+        )
+    name = str(prices.name or "price")
+    frame = prices.rename(name).rename_axis("Date").reset_index()
+    return None, prices_from_frame(frame, date_column="Date", price_column=name)
+
+
+# help(Forecaster) and scikit-learn's get_params see every parameter with its default.
+Forecaster.__init__.__signature__ = inspect.Signature(
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [
+        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default)
+        for p in PARAMETERS.values()
+    ]
+)
