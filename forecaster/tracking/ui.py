@@ -58,14 +58,19 @@ def runs_view_url(
     params: Sequence[str] = (),
     order_by: str | None = None,
     ascending: bool = True,
-    run_name_width: int = 360,
+    run_name_width: int = 220,
     column_width: int = 120,
 ) -> str:
-    """A link to the experiment's runs table showing `metrics` then `params` right after the
-    run name, sorted by metric `order_by` (default: newest first). Sorted by a metric, the table
-    lists child runs one per row instead of folded under their parent."""
+    """A link to the experiment's runs table showing each run's dataset, then `metrics` and
+    `params`, right after the run name, sorted by metric `order_by` (default: newest first).
+    Sorted by a metric, the table lists child runs one per row instead of folded under their
+    parent."""
     run_name = "attributes.`Run Name`"
-    columns = [f"metrics.`{m}`" for m in metrics] + [f"params.`{p}`" for p in params]
+    columns = [
+        "attributes.`Dataset`",
+        *(f"metrics.`{m}`" for m in metrics),
+        *(f"params.`{p}`" for p in params),
+    ]
     view = {
         "selectedColumns": columns,
         # In this order (the table lays out only the columns that fit on screen).
