@@ -173,9 +173,12 @@ def test_the_experiment_is_a_model_training_one_and_its_link_opens_on_the_runs(
     assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
     # The link a run prints (its `runs table:` line) opens the runs table, not the GenAI
     # overview (traces, tokens, latency) a plain experiment link opens on in MLflow 3.17.
-    url = runs_view_url(server.url, experiment.experiment_id, metrics=["test_mae"])
+    url = runs_view_url(
+        server.url, experiment.experiment_id, metrics=["test_mae"], order_by="test_mae"
+    )
     dom = render_dom(url)
-    assert sweep.parent.info.run_name in dom  # newest first, the children folded under it
+    for run in sweep.children:  # sorted by a metric: a row each, with its dataset
+        assert run.info.run_name in dom
     assert 'col-id="metrics.`test_mae`"' in dom
     assert 'col-id="attributes.`Dataset`"' in dom and "synthetic.csv" in dom
     assert "Overview" not in dom and "Token Usage" not in dom

@@ -38,7 +38,7 @@ class DataConf:
     path: str | None = MISSING
     # A panel of files or glob patterns, one series each, named by the file's stem.
     paths: list[str] | None = None
-    date_column: str = "Date"
+    date_column: str = "Date"  # the date column (ISO 8601 dates)
     price_column: str | None = None  # None: "Adj Close" when present, else "Close"
     # A panel in long format: the column naming each row's ticker (conf/data/long.yaml).
     ticker_column: str | None = None
@@ -87,12 +87,12 @@ def check_single_series(data: DataConf | DictConfig, command: str) -> None:
 
 @dataclass
 class TrackingConf:
-    uri: str = MISSING
-    experiment_name: str = "forecaster"
+    uri: str = MISSING  # MLflow tracking URI; default $MLFLOW_TRACKING_URI, else mlflow.db
+    experiment_name: str = "forecaster"  # created as a model-training experiment
     # Where a new experiment stores artifacts. None: `mlartifacts/` beside a SQLite file, or
     # the server's default for an http(s) URI.
     artifact_location: str | None = None
-    run_name: str | None = None
+    run_name: str | None = None  # None: named by the command's overrides, or by MLflow
 
 
 @dataclass
@@ -104,7 +104,7 @@ class EvalConf:
 class ObjectiveConf:
     """What a sweep optimises: a metric every run logs, and which way is better."""
 
-    metric: str = "best_val_loss"
+    metric: str = "best_val_loss"  # any metric a run logs; never select on test metrics
     direction: str = "minimize"  # or "maximize"
 
     def __post_init__(self) -> None:
@@ -120,6 +120,7 @@ class ModelConf(Seq2SeqConfig):
     """`model`: the seq2seq's settings, and the quantile levels every probabilistic forecast
     reports (the interval baselines today; scored by pinball loss, saved as q<level> columns)."""
 
+    # The levels interval forecasts report: increasing, in (0, 1), 0.5 among them.
     quantiles: list[float] = field(default_factory=lambda: list(QUANTILE_LEVELS))
 
     def __post_init__(self) -> None:
@@ -132,6 +133,7 @@ class TrainRunConfig(TrainConfig):
     """`train` of `python -m forecaster train`: the loop's settings, and the baselines every
     run is scored against on the same test origins (the random walk always is)."""
 
+    # Scored beside the model on the same test origins (the random walk, naive, always is).
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))
 
     def __post_init__(self) -> None:

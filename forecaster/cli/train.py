@@ -82,6 +82,7 @@ def train(
 def _train(
     cfg: DictConfig, run: TrackedRun, stop_request: StopRequest | None, resume: Resumable | None
 ) -> dict[str, float]:
+    from forecaster.cli.progress import EpochProgress
     from forecaster.data import load_prices, time_split
     from forecaster.data.timestamps import check_calendar, describe_calendar
     from forecaster.evaluation import evaluate
@@ -119,17 +120,21 @@ def _train(
             checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
         if checkpoint_dir is not None:
             run.record_checkpoint_dir(checkpoint_dir)
+        progress = EpochProgress(settings.train.epochs)
         with Seq2SeqForecaster(
             window=window,
             model=settings.model,
             train=settings.train,
             target=data.target,
             seed=settings.seed,
-            callbacks=[run],
+            callbacks=[run, progress],
             checkpoint_dir=checkpoint_dir,
             stop_request=stop_request,
         ) as model:
-            model.fit(split.train(prices), split.val(prices), resume=resume is not None)
+            try:
+                model.fit(split.train(prices), split.val(prices), resume=resume is not None)
+            finally:
+                progress.close()
             evaluation = evaluate(
                 model, prices, split, _baselines(settings), settings.model.quantiles
             )

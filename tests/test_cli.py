@@ -1,0 +1,82 @@
+"""The command line: `forecaster <command> --help` from the schema, a quiet terminal, progress
+bars only on a terminal, and the console script."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import TINY
+
+from forecaster.__main__ import main
+from forecaster.cli.progress import EpochProgress
+from forecaster.training.history import EpochLogs
+
+
+def test_train_help_lists_groups_and_keys_with_defaults_and_meanings(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: forecaster train")
+    assert "load, split, fit, evaluate" in out  # the command's docstring
+    assert re.search(r"^  data +files, long, nasdaq, panel, \[sp500\], synthetic$", out, re.M)
+    # Default and meaning, the meaning taken from the comment beside the schema's field.
+    assert re.search(r"^  window\.horizon +5\n +bars forecast$", out, re.M)
+    assert re.search(r"^  data\.calendar +XNYS\n +Exchange calendar of forecast dates", out, re.M)
+    assert re.search(r"^  train\.baselines +\['naive', 'drift', 'ridge'\]$", out, re.M)
+
+
+def test_every_command_has_help(capsys):
+    for command in ("backtest", "predict"):
+        assert main([command, "-h"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: forecaster {command}")
+    main(["backtest", "--help"])
+    assert "backtest.refit_every" in capsys.readouterr().out
+
+
+def test_progress_is_hidden_off_a_terminal_and_drawn_on_one():
+    logs = EpochLogs(1, 1.0, 0.5, 0.5, 1, 0.1)
+    off = io.StringIO()
+    bar = EpochProgress(3, off)
+    bar.on_epoch_end(None, logs)
+    bar.close()
+    assert not bar.shown and off.getvalue() == ""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    on = Terminal()
+    bar = EpochProgress(3, on)
+    bar.on_epoch_end(None, logs)
+    bar.close()
+    assert bar.shown and "1/3" in on.getvalue() and "val_loss=0.50000" in on.getvalue()
+
+
+# Every line of a default run is one of the run's own log lines (Hydra's format, a forecaster
+# logger): no oneDNN notice, TensorFlow C++ or deprecation line, MLflow INFO or warning.
+OWN_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+\]\[forecaster\.[\w.]+\]\[(INFO|WARNING)\] - ")
+
+
+@pytest.mark.slow
+def test_a_real_run_prints_its_own_lines_and_no_library_chatter(tmp_path):
+    script = shutil.which("forecaster", path=os.path.dirname(sys.executable))
+    assert script, "the forecaster console script is installed beside python"
+    result = subprocess.run(
+        [script, "train", *TINY, f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert "test rmse" in out and "runs table: " in out and "calendar: none" in out
+    chatter = [line for line in out.splitlines() if line and not OWN_LINE.match(line)]
+    assert not chatter
+    assert "training:" not in out  # no progress bar: stderr is not a terminal
