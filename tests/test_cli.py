@@ -80,3 +80,16 @@ def test_a_real_run_prints_its_own_lines_and_no_library_chatter(tmp_path):
     chatter = [line for line in out.splitlines() if line and not OWN_LINE.match(line)]
     assert not chatter
     assert "training:" not in out  # no progress bar: stderr is not a terminal
+
+
+def test_verbose_brings_the_library_lines_back(monkeypatch):
+    from forecaster.__main__ import quiet_libraries
+
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    quiet_libraries(verbose=False)
+    assert os.environ["MLFLOW_LOGGING_LEVEL"] == "ERROR"
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_libraries(verbose=True)
+    assert os.environ["MLFLOW_LOGGING_LEVEL"] == "INFO"
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
