@@ -14,7 +14,7 @@ import pytest
 from conftest import TINY
 
 from forecaster.__main__ import main
-from forecaster.cli.progress import EpochProgress
+from forecaster.cli.progress import Progress
 from forecaster.training.history import EpochLogs
 
 
@@ -42,7 +42,7 @@ def test_every_command_has_help(capsys):
 def test_progress_is_hidden_off_a_terminal_and_drawn_on_one():
     logs = EpochLogs(1, 1.0, 0.5, 0.5, 1, 0.1)
     off = io.StringIO()
-    bar = EpochProgress(3, off)
+    bar = Progress(3, stream=off)
     bar.on_epoch_end(None, logs)
     bar.close()
     assert not bar.shown and off.getvalue() == ""
@@ -52,7 +52,7 @@ def test_progress_is_hidden_off_a_terminal_and_drawn_on_one():
             return True
 
     on = Terminal()
-    bar = EpochProgress(3, on)
+    bar = Progress(3, stream=on)
     bar.on_epoch_end(None, logs)
     bar.close()
     assert bar.shown and "1/3" in on.getvalue() and "val_loss=0.50000" in on.getvalue()
@@ -93,3 +93,27 @@ def test_verbose_brings_the_library_lines_back(monkeypatch):
     quiet_libraries(verbose=True)
     assert os.environ["MLFLOW_LOGGING_LEVEL"] == "INFO"
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_a_backtest_fit_steps_its_bar_after_the_fit_context():
+    import contextlib
+    from types import SimpleNamespace
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    entered = []
+
+    @contextlib.contextmanager
+    def fit_context(name, fold, model):
+        entered.append(name)
+        yield
+
+    stream = Terminal()
+    bar = Progress(2, desc="backtest", unit="fit", stream=stream)
+    with bar.around(fit_context)("ridge", SimpleNamespace(index=0), None):
+        pass
+    assert entered == ["ridge"] and bar.bar.n == 1
+    assert "fold 1 ridge" in stream.getvalue()
+    bar.close()

@@ -84,6 +84,7 @@ def model_factories(settings: config.BacktestAppConf) -> dict[str, Callable[[], 
 def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.DataFrame:
     # MLflow (and TensorFlow, through the tracking layer) load here, not at import: `--help`
     # and `--cfg job` only compose the config.
+    from forecaster.cli.progress import Progress
     from forecaster.tracking import TrackedRun
 
     tracking = cfg.tracking
@@ -121,16 +122,21 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
             ", ".join(bt.models),
         )
         factories = model_factories(settings)
-        result = walk_forward(
-            prices,
-            factories,
-            bt,
-            horizon,
-            folds=folds,
-            fit_context=_fold_runs(settings, run),
-            progress=log.info,
-            reported_levels=settings.model.quantiles,
-        )
+        fits = len(folds) * len(set(factories) | {"naive"})  # the random walk always runs
+        progress = Progress(fits, desc="backtest", unit="fit")
+        try:
+            result = walk_forward(
+                prices,
+                factories,
+                bt,
+                horizon,
+                folds=folds,
+                fit_context=progress.around(_fold_runs(settings, run)),
+                progress=log.info,
+                reported_levels=settings.model.quantiles,
+            )
+        finally:
+            progress.close()
         table, steps = summary(result), by_step(result)
         run.log_metrics(
             {

@@ -82,7 +82,7 @@ def train(
 def _train(
     cfg: DictConfig, run: TrackedRun, stop_request: StopRequest | None, resume: Resumable | None
 ) -> dict[str, float]:
-    from forecaster.cli.progress import EpochProgress
+    from forecaster.cli.progress import Progress
     from forecaster.data import load_prices, time_split
     from forecaster.data.timestamps import check_calendar, describe_calendar
     from forecaster.evaluation import evaluate
@@ -120,7 +120,7 @@ def _train(
             checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
         if checkpoint_dir is not None:
             run.record_checkpoint_dir(checkpoint_dir)
-        progress = EpochProgress(settings.train.epochs)
+        progress = Progress(settings.train.epochs)
         with Seq2SeqForecaster(
             window=window,
             model=settings.model,
