@@ -228,7 +228,7 @@ COMMAND_CASES = [
         "'drift_test_rmse', 'drift_test_smape', 'drift_test_mase', "
         "'drift_test_directional_accuracy', 'ridge_test_mae', 'ridge_test_rmse', "
         "'ridge_test_smape', 'ridge_test_mase', 'ridge_test_directional_accuracy', "
-        "'test_rmse_skill', 'test_skill_vs_best_baseline'].",
+        "'best_baseline_test_mae', 'test_rmse_skill', 'test_skill_vs_best_baseline'].",
     ),
     # -- numbers that stop being numbers -------------------------------------------------------
     Case(
