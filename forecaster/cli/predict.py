@@ -47,7 +47,7 @@ def predict(cfg: DictConfig) -> pd.DataFrame:
     else:
         forecast = model.forecast(prices)
         how = f"cold start on the last {trained.lookback} bars"
-    frame = forecast.to_frame().drop(columns="state")
+    frame = forecast.to_frame()
     last_date = prices.index[-1]
     output = Path(cfg.output or f"predictions/{cfg.run_id or 'model'}_{last_date:%Y-%m-%d}.csv")
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -34,13 +34,16 @@ class PriceForecast:
     decoder_final_state: NumpyStates
 
     def to_frame(self) -> pd.DataFrame:
-        """Columns `step`, `date` (when known), `forecast`, and `state`: the encoder's state
-        after the last input bar, packed `[c_0, h_0, c_1, h_1, ...]`, the same on every row."""
+        """Columns `step`, `date` (when known) and `forecast`, one row per step."""
         frame = pd.DataFrame({"step": np.arange(1, len(self.prices) + 1), "forecast": self.prices})
         if self.dates is not None:
             frame.insert(1, "date", self.dates)
-        frame["state"] = [pack(self.encoder_final_state).tolist()] * len(frame)
         return frame
+
+    def packed_state(self) -> list[float]:
+        """The encoder's state after the last input bar, packed `[c_0, h_0, c_1, h_1, ...]`:
+        what to continue the series from (`initial_state` of the next call)."""
+        return pack(self.encoder_final_state).tolist()
 
 
 class ExportedForecaster:
@@ -109,20 +112,20 @@ class ExportedForecaster:
         self.session.close()
 
 
-def predict_frame(
+def forecast_frame(
     forecaster: ExportedForecaster, frame: pd.DataFrame, initial_state=None
-) -> pd.DataFrame:
+) -> PriceForecast:
     """The serving protocol (MLflow pyfunc), stateless or stateful.
 
     Without `initial_state`: `frame` holds recent history (at least `lookback` bars, +1 for log
     returns); the last `lookback` are encoded from zeros.
     With `initial_state` (a packed state, as returned in the `state` column): the first row of
     `frame` is the last bar that state has seen, the following rows are the new bars.
-    Either way the output's `state` column is the state to send with the next call.
+    Either way the forecast's `packed_state()` is the state to send with the next call.
     """
     p = forecaster.preprocessing
     prices = prices_from_frame(frame, date_column=p.date_column, price_column=p.price_column)
     if initial_state is None:
-        return forecaster.forecast(prices).to_frame()
+        return forecaster.forecast(prices)
     state = unpack(initial_state, p.num_layers, p.num_units)
-    return forecaster.continue_from(state, float(prices.iloc[0]), prices.iloc[1:]).to_frame()
+    return forecaster.continue_from(state, float(prices.iloc[0]), prices.iloc[1:])
