@@ -8,6 +8,7 @@ checking every value.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
@@ -127,9 +128,28 @@ class TrainRunConfig(TrainConfig):
     run is scored against on the same test origins (the random walk always is)."""
 
     baselines: list[str] = field(default_factory=lambda: ["naive", "drift", "ridge"])
+    # After evaluating, retrain the same configuration on every bar up to the last, for as many
+    # epochs as early stopping chose, and log it as its own run linked to the evaluated one:
+    # the model to forecast with (a sweep refits only its best run, when all jobs have ended).
+    refit_full: bool = False
+    # Register the model to forecast with (the refit when refit_full, else the evaluated run's;
+    # a sweep's best) as a new version of this registered model, and move register_alias to it.
+    register_as: str | None = None
+    register_alias: str | None = "champion"  # models:/<register_as>@champion; null: no alias
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        alias = self.register_alias
+        # MLflow's rule, checked here so a bad alias fails before training, not after.
+        if alias is not None and (
+            not re.fullmatch(r"[\w-]+", alias)
+            or alias.lower() == "latest"
+            or re.fullmatch(r"[vV]\d+", alias)
+        ):
+            raise ConfigError(
+                f"train.register_alias={alias!r}: an alias is letters, digits, '_' and '-', "
+                "and neither 'latest' nor v<number> (reserved by MLflow), e.g. champion."
+            )
         known = sorted(set(REGISTRY) - set(DEEP_MODELS))
         unknown = [name for name in self.baselines if name not in known]
         if unknown:
@@ -169,10 +189,16 @@ class BacktestAppConf:
 class PredictAppConf:
     data: DataConf = field(default_factory=DataConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)
-    run_id: str | None = None  # the training run whose model (and states) to use
-    model_uri: str | None = None  # or any MLflow model URI; default runs:/<run_id>/model
+    # Which model (exactly one of run_id, sweep, model_uri):
+    run_id: str | None = None  # a run id, or `latest`: the newest finished run with a model
+    sweep: str | None = None  # a sweep's parent run id or name; with `pick`
+    pick: str = "best"  # the sweep's best run by its objective (its refit, when refit_full)
+    model_uri: str | None = None  # any MLflow model URI, e.g. models:/<name>@champion
     warm_start: bool = False  # carry the run's final states over the bars after training
-    output: str | None = None  # CSV path; default predictions/<run_id>_<last date>.csv
+    # CSV path; default predictions/<run id>_<last date>_<cold|warm>.csv. An existing file is
+    # never replaced unless overwrite=true.
+    output: str | None = None
+    overwrite: bool = False
 
 
 def register() -> None:
