@@ -1,8 +1,11 @@
-"""`python -m forecaster predict run_id=<id>`: forecast the next prices with a logged model.
+"""`python -m forecaster predict`: forecast the next prices with a logged model.
 
+Which model: `run_id=<id>` or `run_id=latest`, `sweep=<parent run id or name> pick=best`, or
+`model_uri=models:/<name>@champion`; the output says which run that picked.
 Cold start (default): encode the last `lookback` bars from a zero state, as in training.
-Warm start (`warm_start=true`): take the encoder state the run logged for its last test window
+Warm start (`warm_start=true`): take the encoder state the run logged for its last window
 and carry it over every bar since, then forecast.
+An output file is never replaced unless `overwrite=true`.
 """
 
 from __future__ import annotations
@@ -29,27 +32,34 @@ def predict(cfg: DictConfig) -> pd.DataFrame:
     # MLflow and TensorFlow load here, not at import: `--help` and `--cfg job` need neither.
     from forecaster import tracking
     from forecaster.data import load_prices
+    from forecaster.tracking.registry import pick_model
 
-    if not cfg.run_id and not cfg.model_uri:
-        raise ConfigError("say which model to use: run_id=<MLflow run id> or model_uri=<URI>")
-    if cfg.warm_start and not cfg.run_id:
-        raise ConfigError("warm_start=true needs run_id=<id>: the states are the run's artifacts")
     config.check_single_series(cfg.data, "predict")
     tracking.connect(cfg.tracking.uri)
-    model = tracking.load_model(cfg.model_uri or f"runs:/{cfg.run_id}/model")
+    picked = pick_model(
+        cfg.tracking.experiment_name,
+        run_id=cfg.run_id,
+        sweep=cfg.sweep,
+        pick=cfg.pick,
+        model_uri=cfg.model_uri,
+    )
+    print(f"model: {picked.reason}")
+    model = tracking.load_model(picked.model_uri)
     trained = model.preprocessing
     series = load_prices(
         cfg.data.path, cfg.data.date_column, cfg.data.price_column or trained.price_column
     )
     prices = series.prices
+    last_date = prices.index[-1]
+    start = "warm" if cfg.warm_start else "cold"
+    output = Path(cfg.output or f"predictions/{picked.run_id}_{last_date:%Y-%m-%d}_{start}.csv")
+    _check_new(output, cfg.overwrite)  # before the work, so a refusal costs nothing
     if cfg.warm_start:
-        forecast, how = _warm_start(cfg.run_id, model, prices)
+        forecast, how = _warm_start(picked.run_id, model, prices)
     else:
         forecast = model.forecast(prices)
         how = f"cold start on the last {trained.lookback} bars"
     frame = forecast.to_frame()
-    last_date = prices.index[-1]
-    output = Path(cfg.output or f"predictions/{cfg.run_id or 'model'}_{last_date:%Y-%m-%d}.csv")
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(output, index=False, date_format="%Y-%m-%d")
     print(
@@ -57,6 +67,14 @@ def predict(cfg: DictConfig) -> pd.DataFrame:
         f" ({how})\n{frame.to_string(index=False)}\nwritten to {output.resolve()}"
     )
     return frame
+
+
+def _check_new(output: Path, overwrite: bool) -> None:
+    if output.exists() and not overwrite:
+        raise ConfigError(
+            f"{output} already exists; predict never replaces an output silently. Fix: name "
+            "another file with output=<path>.csv, or replace it with overwrite=true."
+        )
 
 
 def _warm_start(run_id: str, model, prices: pd.Series) -> tuple[PriceForecast, str]:

@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from forecaster.cli import config
-from forecaster.cli.sweep_callback import sweep_dir
+from forecaster.cli.sweep_callback import label_job_logs, sweep_dir
 from forecaster.errors import ConfigError, ForecasterError
 
 if TYPE_CHECKING:
@@ -125,6 +125,11 @@ def train(
             metrics["test_skill_vs_best_baseline"],
             run.run_id,
         )
+    # A sweep's jobs leave this to the sweep's end, which refits and registers only its best.
+    if parent_run_id is None and (settings.train.refit_full or settings.train.register_as):
+        from forecaster.cli.refit import deploy
+
+        deploy(cfg, run.run_id, tags)
     return metrics
 
 
@@ -204,6 +209,8 @@ def main(cfg: DictConfig) -> float:
         )
         if parent is not None:
             parent_run_id, common = parent
+        own = " ".join(shown_overrides(overrides, common))
+        label_job_logs(f"job {hydra_config.job.num}: {own}")
     try:
         metrics = train(
             cfg,
