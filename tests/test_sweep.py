@@ -113,7 +113,7 @@ def test_parallel_grid_sweep_with_a_failing_job(tmp_path, capsys):
             [
                 "data=synthetic",
                 f"tracking.uri={uri}",
-                f"sweep={parent.info.run_name}",
+                f"sweep='{parent.info.run_name}'",  # quoted: a name holds = and ,
                 "pick=best",
                 f"output={tmp_path / 'best.csv'}",
             ],
@@ -190,3 +190,6 @@ def test_run_names_show_what_tells_runs_apart():
     job = ["data=synthetic", "model.num_units=8", "model.num_units=16", "tracking.uri=x"]
     assert shown_overrides(job, sweep) == ["model.num_units=8", "model.num_units=16"]
     assert shown_overrides(["+hydra.job.chdir=true", "seed=3"]) == ["seed=3"]
+    # What is done with the model after its run does not name it.
+    deploy = ["train.refit_full=true", "train.register_as=sp500-daily", "window.horizon=20"]
+    assert shown_overrides(deploy) == ["window.horizon=20"]

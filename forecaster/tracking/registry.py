@@ -49,7 +49,13 @@ class RegisteredVersion:
 def register(run_id: str, name: str, alias: str | None = DEFAULT_ALIAS) -> RegisteredVersion:
     """Register the model of run `run_id` as a new version of `name`; move `alias` to it."""
     client = MlflowClient()
-    version = mlflow.register_model(f"runs:/{run_id}/{MODEL_NAME}", name)
+    run = client.get_run(run_id)
+    # MLflow 3 keeps a model beside the run's artifacts, as a logged model of its own.
+    [model] = client.search_logged_models(
+        [run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{MODEL_NAME}'",
+    )
+    version = mlflow.register_model(f"models:/{model.model_id}", name)
     if alias:
         client.set_registered_model_alias(name, alias, version.version)
     registered = RegisteredVersion(name, str(version.version), alias, run_id)
