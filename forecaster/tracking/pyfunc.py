@@ -127,8 +127,9 @@ class PyfuncForecaster(mlflow.pyfunc.PythonModel):
         frame = forecast.to_frame()
         if not params.get("return_state"):
             return frame
-        records = frame.astype({"date": "string"}) if "date" in frame else frame
-        return {"forecast": records.to_dict("records"), "state": forecast.packed_state()}
+        if "date" in frame:  # ISO 8601, as MLflow writes the dates of a plain table
+            frame["date"] = [date.isoformat() for date in frame["date"]]
+        return {"forecast": frame.to_dict("records"), "state": forecast.packed_state()}
 
 
 class ServingInputError(MlflowException):
