@@ -11,6 +11,7 @@ An output file is never replaced unless `overwrite=true`.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,8 +34,14 @@ def predict(cfg: DictConfig) -> pd.DataFrame:
     from forecaster import tracking
     from forecaster.data import load_prices
     from forecaster.tracking.registry import pick_model
+    from forecaster.tracking.resume import check_run_id
 
+    config.check_known_keys(cfg, config.PredictAppConf)
     config.check_single_series(cfg.data, "predict")
+    if cfg.run_id:
+        check_run_id(str(cfg.run_id))
+    # Checked before the work, so an unwritable path costs nothing.
+    _check_writable(Path(cfg.output) if cfg.output else Path("predictions") / "x.csv")
     tracking.connect(cfg.tracking.uri)
     picked = pick_model(
         cfg.tracking.experiment_name,
@@ -51,8 +58,11 @@ def predict(cfg: DictConfig) -> pd.DataFrame:
     )
     prices = series.prices
     last_date = prices.index[-1]
+    daily = bool((prices.index == prices.index.normalize()).all())
+    stamp = "%Y-%m-%d" if daily else "%Y-%m-%dT%H:%M:%S"  # intraday bars keep their time
     start = "warm" if cfg.warm_start else "cold"
-    output = Path(cfg.output or f"predictions/{picked.run_id}_{last_date:%Y-%m-%d}_{start}.csv")
+    name = f"{picked.run_id}_{last_date.strftime(stamp).replace(':', '')}_{start}.csv"
+    output = Path(cfg.output or Path("predictions") / name)
     _check_new(output, cfg.overwrite)  # before the work, so a refusal costs nothing
     if cfg.warm_start:
         forecast, how = _warm_start(picked.run_id, model, prices)
@@ -61,10 +71,11 @@ def predict(cfg: DictConfig) -> pd.DataFrame:
         how = f"cold start on the last {trained.lookback} bars"
     frame = forecast.to_frame()
     output.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output, index=False, date_format="%Y-%m-%d")
+    frame.to_csv(output, index=False, date_format=stamp)
     print(
-        f"{series.path.name} {series.price_column}: {prices.iloc[-1]:.4f} on {last_date:%Y-%m-%d}"
-        f" ({how})\n{frame.to_string(index=False)}\nwritten to {output.resolve()}"
+        f"{series.path.name} {series.price_column}: {prices.iloc[-1]:.4f} on "
+        f"{last_date.strftime(stamp)} ({how})\n{frame.to_string(index=False)}\n"
+        f"written to {output.resolve()}"
     )
     return frame
 
@@ -74,6 +85,25 @@ def _check_new(output: Path, overwrite: bool) -> None:
         raise ConfigError(
             f"{output} already exists; predict never replaces an output silently. Fix: name "
             "another file with output=<path>.csv, or replace it with overwrite=true."
+        )
+
+
+def _check_writable(output: Path) -> None:
+    key = f"output={output}" if output.name != "x.csv" else f"the default output {output.parent}/"
+    if output.is_dir():
+        raise ConfigError(f"{key} is a directory. Fix: name a CSV file, e.g. output={output}/f.csv")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"{key}: cannot create the directory {output.parent} ({error.strerror}). Fix: "
+            "choose a location you can write to with output=<path>.csv."
+        ) from None
+    writable = os.access(output, os.W_OK) if output.exists() else os.access(output.parent, os.W_OK)
+    if not writable:
+        raise ConfigError(
+            f"{key}: {output if output.exists() else output.parent} is not writable. Fix: "
+            "choose a location you can write to with output=<path>.csv."
         )
 
 

@@ -30,23 +30,22 @@ def refit_full(
 ) -> str:
     """Retrain `cfg`'s configuration on every bar for `epochs` epochs; return the new run's id."""
     import numpy as np
-    from mlflow.tracking import MlflowClient
 
     from forecaster.data import load_prices
     from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
     from forecaster.serving import StreamState
     from forecaster.tracking import TrackedRun
-    from forecaster.tracking.registry import REFIT_OF_TAG, REFIT_RUN_TAG
+    from forecaster.tracking.registry import REFIT_OF_TAG, evaluated_run, link_refit
 
     settings: config.TrainAppConf = OmegaConf.to_object(cfg)
     tracking, data, window = settings.tracking, settings.data, settings.window
-    evaluated = MlflowClient(tracking.uri).get_run(evaluated_run_id)
+    evaluated = evaluated_run(tracking.uri, evaluated_run_id)
     refit_cfg = OmegaConf.merge(cfg, {"train": {"epochs": epochs, "refit_full": False}})
     with TrackedRun(
         tracking.uri,
         tracking.experiment_name,
         artifact_location=tracking.artifact_location,
-        run_name=f"refit {evaluated.info.run_name or evaluated_run_id}"[:250],
+        run_name=f"refit {evaluated.run_name}"[:250],
         tags=(tags or {}) | {REFIT_OF_TAG: evaluated_run_id},
     ) as run:
         run.log_config(
@@ -107,7 +106,7 @@ def refit_full(
                 recent = prices.iloc[-(window.lookback + 1) :]
                 example = recent.rename(series.price_column).rename_axis(data.date_column)
                 run.log_model(exported, example.reset_index())
-    MlflowClient(tracking.uri).set_tag(evaluated_run_id, REFIT_RUN_TAG, run.run_id)
+    link_refit(tracking.uri, evaluated_run_id, run.run_id)
     log.info("refit run %s (of run %s)", run.run_id, evaluated_run_id)
     return run.run_id
 
@@ -115,17 +114,14 @@ def refit_full(
 def deploy(cfg: DictConfig, evaluated_run_id: str, tags: dict[str, str] | None = None) -> str:
     """What `train.refit_full` and `train.register_as` ask for, after run `evaluated_run_id`:
     refit it, register the model to forecast with; return that model's run id."""
-    from mlflow.tracking import MlflowClient
-
     from forecaster.tracking import connect
-    from forecaster.tracking.registry import register
+    from forecaster.tracking.registry import evaluated_run, register
 
     train = cfg.train
     run_id = evaluated_run_id
     if train.refit_full:
-        evaluated = MlflowClient(cfg.tracking.uri).get_run(evaluated_run_id)
         # best_epoch is 0 only when nothing validated: then every configured epoch.
-        epochs = int(evaluated.data.metrics.get("best_epoch", 0)) or train.epochs
+        epochs = evaluated_run(cfg.tracking.uri, evaluated_run_id).best_epoch or train.epochs
         run_id = refit_full(cfg, evaluated_run_id, epochs, tags)
     if train.register_as:
         connect(cfg.tracking.uri)
@@ -135,14 +131,10 @@ def deploy(cfg: DictConfig, evaluated_run_id: str, tags: dict[str, str] | None =
 
 def deploy_sweep(sweep_cfg: DictConfig, best_run_id: str) -> str:
     """A sweep's `deploy`: its best run, with the configuration that run logged."""
-    from mlflow.tracking import MlflowClient
+    from forecaster.tracking.registry import evaluated_run
 
-    with tempfile.TemporaryDirectory() as tmp:
-        logged = MlflowClient(sweep_cfg.tracking.uri).download_artifacts(
-            best_run_id, "config.yaml", tmp
-        )
-        best_cfg = OmegaConf.load(logged)
-    cfg = OmegaConf.merge(OmegaConf.structured(config.TrainAppConf), best_cfg)
+    logged = evaluated_run(sweep_cfg.tracking.uri, best_run_id).config_yaml
+    cfg = OmegaConf.merge(OmegaConf.structured(config.TrainAppConf), OmegaConf.create(logged))
     # Where it logs and registers comes from the sweep's command, as for every job.
     cfg = OmegaConf.merge(
         cfg,

@@ -16,7 +16,9 @@ import pandas as pd
 import tensorflow as tf
 
 from forecaster.data.io import prices_from_frame
+from forecaster.data.timestamps import future_dates
 from forecaster.data.windows import continuation_inputs, encoder_inputs, forecast_to_prices
+from forecaster.errors import DataError
 from forecaster.models.seq2seq.export import (
     SAVED_MODEL_DIR,
     SERVING_TAG,
@@ -29,7 +31,9 @@ from forecaster.models.seq2seq.state import LSTMState, NumpyStates, pack, state_
 @dataclass(frozen=True)
 class PriceForecast:
     prices: np.ndarray  # [horizon] forecast prices
-    dates: pd.DatetimeIndex | None  # the next `horizon` business days, when dates are known
+    # The next `horizon` timestamps, spaced as the input was (`data.timestamps.future_dates`),
+    # when it was dated.
+    dates: pd.DatetimeIndex | None
     encoder_final_state: NumpyStates  # batch of 1; what the decoder started from
     decoder_final_state: NumpyStates
 
@@ -76,18 +80,30 @@ class ExportedForecaster:
         return self._run(inputs, None, prices)
 
     def continue_from(
-        self, state: NumpyStates, previous_price: float, prices: pd.Series
+        self,
+        state: NumpyStates,
+        previous_price: float,
+        prices: pd.Series,
+        previous_date: pd.Timestamp | None = None,
     ) -> PriceForecast:
         """Warm start: carry `state` (the encoder's state after the bar that closed at
-        `previous_price`) over the new bars `prices`, then forecast from the last one."""
+        `previous_price`, on `previous_date` when known) over the new bars `prices`, then
+        forecast from the last one."""
         p = self.preprocessing
         inputs = continuation_inputs(
             prices, previous_price=previous_price, scaler=p.scaler, target=p.target
         )
-        return self._run(inputs, state, prices)
+        dates = prices.index
+        if previous_date is not None and isinstance(dates, pd.DatetimeIndex):
+            dates = dates.insert(0, previous_date)  # the spacing of the series, from 2 bars on
+        return self._run(inputs, state, prices, dates)
 
     def _run(
-        self, inputs: np.ndarray, initial_state: NumpyStates | None, prices: pd.Series
+        self,
+        inputs: np.ndarray,
+        initial_state: NumpyStates | None,
+        prices: pd.Series,
+        dates: pd.Index | None = None,
     ) -> PriceForecast:
         p = self.preprocessing
         feed = {self._inputs["encoder_inputs"]: inputs}
@@ -96,9 +112,20 @@ class ExportedForecaster:
         forecast_prices = forecast_to_prices(
             out["forecast"], np.array([prices.iloc[-1]]), p.scaler, p.target
         )[0]
-        dates = None
-        if isinstance(prices.index, pd.DatetimeIndex):
-            dates = pd.bdate_range(prices.index[-1] + pd.offsets.BDay(1), periods=p.horizon)
+        if not np.all(np.isfinite(forecast_prices)):
+            dated = isinstance(prices.index, pd.DatetimeIndex)
+            last = f" on {prices.index[-1]}" if dated else ""
+            raise DataError(
+                f"the forecast from the last bar{last} (price {float(prices.iloc[-1])!r}) is not "
+                "finite "
+                f"({forecast_prices.tolist()}): the model's output overflowed on this input. "
+                "Fix: check the prices for values far outside those the model was trained on."
+            )
+        dates = prices.index if dates is None else dates
+        # Dates follow the data's spacing, which takes two dated bars to know.
+        future = None
+        if isinstance(dates, pd.DatetimeIndex) and len(dates) >= 2:
+            future = future_dates(dates, p.horizon)
 
         def states(prefix: str) -> NumpyStates:
             return tuple(
@@ -106,7 +133,7 @@ class ExportedForecaster:
                 for k in range(p.num_layers)
             )
 
-        return PriceForecast(forecast_prices, dates, states("encoder"), states("decoder"))
+        return PriceForecast(forecast_prices, future, states("encoder"), states("decoder"))
 
     def close(self) -> None:
         self.session.close()
@@ -128,4 +155,5 @@ def forecast_frame(
     if initial_state is None:
         return forecaster.forecast(prices)
     state = unpack(initial_state, p.num_layers, p.num_units)
-    return forecaster.continue_from(state, float(prices.iloc[0]), prices.iloc[1:])
+    previous_date = prices.index[0] if isinstance(prices.index, pd.DatetimeIndex) else None
+    return forecaster.continue_from(state, float(prices.iloc[0]), prices.iloc[1:], previous_date)

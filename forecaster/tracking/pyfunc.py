@@ -106,8 +106,8 @@ class PyfuncForecaster(mlflow.pyfunc.PythonModel):
 
     Input: the training price column (e.g. `Adj Close`), oldest first; optionally the date
     column, as datetimes. Params: `initial_state`, `return_state`. See `serving.forecast_frame`.
-    Output: columns `step`, `date` (when dates were given), `forecast`; with `return_state`,
-    `{"forecast": <those rows as records>, "state": <packed state>}`.
+    Output: columns `step`, `date` (spaced as the input's dates, when given), `forecast`; with
+    `return_state`, `{"forecast": <those rows as records>, "state": <packed state>}`.
     """
 
     def load_context(self, context) -> None:

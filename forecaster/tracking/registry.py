@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -224,3 +226,31 @@ def _get_run(client: MlflowClient, run_id: str, key: str):
 
 def _describe(run) -> str:
     return f"{run.info.run_id} ({run.info.run_name})"
+
+
+@dataclass(frozen=True)
+class EvaluatedRun:
+    """What a refit needs of the run it refits."""
+
+    run_id: str
+    run_name: str
+    best_epoch: int  # 0 when nothing validated
+    config_yaml: str  # the resolved config the run logged
+
+
+def evaluated_run(uri: str, run_id: str) -> EvaluatedRun:
+    client = MlflowClient(uri)
+    run = client.get_run(run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        config_yaml = Path(client.download_artifacts(run_id, "config.yaml", tmp)).read_text()
+    return EvaluatedRun(
+        run_id,
+        run.info.run_name or run_id,
+        int(run.data.metrics.get("best_epoch", 0)),
+        config_yaml,
+    )
+
+
+def link_refit(uri: str, evaluated_run_id: str, refit_run_id: str) -> None:
+    """Tag the evaluated run with its refit (the refit carries `REFIT_OF_TAG` from its start)."""
+    MlflowClient(uri).set_tag(evaluated_run_id, REFIT_RUN_TAG, refit_run_id)
