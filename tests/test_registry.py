@@ -125,11 +125,11 @@ def test_predict_never_overwrites_an_output(deployed, tmp_path, monkeypatch):
 
 
 def test_selectors_that_name_nothing_say_what_exists(deployed):
-    with pytest.raises(ConfigError, match=f"Registered models: \\['{NAME}'\\]"):
+    with pytest.raises(ConfigError, match=f"its registered models: \\['{NAME}'\\]"):
         predict(predict_config(deployed, "model_uri=models:/nope@champion"))
     with pytest.raises(ConfigError, match="has no best run"):
         predict(predict_config(deployed, f"sweep={deployed.evaluated.info.run_id}"))
     with pytest.raises(ConfigError, match="one of: run_id"):
         predict(predict_config(deployed, "run_id=latest", f"model_uri=models:/{NAME}@champion"))
-    with pytest.raises(ConfigError, match="no such run"):
+    with pytest.raises(ConfigError, match="not found in the tracking store"):
         predict(predict_config(deployed, "run_id=0123456789abcdef0123456789abcdef"))

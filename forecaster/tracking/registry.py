@@ -139,10 +139,11 @@ def _by_uri(client: MlflowClient, model_uri: str) -> PickedModel:
     except MlflowException as error:
         names = [m.name for m in client.search_registered_models(max_results=50)]
         raise ConfigError(
-            f"model_uri={model_uri!r}: the registry at {mlflow.get_tracking_uri()} has no such "
-            f"model version ({error.message.splitlines()[0]}). Registered models: "
-            f"{names or 'none'}. Fix: register one with train.register_as=<name>, or check the "
-            "name and alias."
+            f"model_uri={model_uri}: {error.message.splitlines()[0]} in the tracking store "
+            f"{mlflow.get_tracking_uri()}; its registered models: {names or 'none'}. Fix: "
+            "register one with train.register_as=<name>, or check the name and the alias or "
+            "version, and that tracking.uri (or MLFLOW_TRACKING_URI) names the store that "
+            "holds it."
         ) from None
     run = client.get_run(version.run_id)
     return PickedModel(
@@ -217,10 +218,11 @@ def _best_of_sweep(client: MlflowClient, experiment_id: str, sweep: str, pick: s
 def _get_run(client: MlflowClient, run_id: str, key: str):
     try:
         return client.get_run(run_id)
-    except MlflowException:
+    except MlflowException as error:
         raise ConfigError(
-            f"{key}={run_id!r}: no such run at {mlflow.get_tracking_uri()}. Fix: copy the run "
-            "id from the MLflow UI or the train output, or use run_id=latest."
+            f"{key}={run_id}: {error.message.splitlines()[0]} in the tracking store "
+            f"{mlflow.get_tracking_uri()}. Fix: check it, and that tracking.uri (or "
+            "MLFLOW_TRACKING_URI) names the store that holds it; run_id=latest takes the newest."
         ) from None
 
 
