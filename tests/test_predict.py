@@ -80,7 +80,7 @@ def test_predict_cold_and_warm(trained, tmp_path, capsys):
 
 def test_predict_needs_a_model_and_a_matching_series(trained, tmp_path):
     uri, run_id = trained
-    with pytest.raises(ConfigError, match="run_id=<MLflow run id> or model_uri"):
+    with pytest.raises(ConfigError, match="say which model to use with one of: run_id="):
         predict(predict_config(f"tracking.uri={uri}"))
     with pytest.raises(DataError, match="which is not in the data"):
         predict(
@@ -108,9 +108,9 @@ def test_pyfunc_serves_statefully(trained):
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     frame = pd.read_csv(REPO_ROOT / "data/synthetic.csv", parse_dates=["Date"])
     history, later = frame.iloc[:-10], frame.iloc[-11:]  # `later` starts at history's last bar
-    first = model.predict(history)
-    second = model.predict(later, params={"initial_state": first["state"][0]})
-    assert len(first["state"][0]) == 2 * 2 * 8
+    first = model.predict(history, params={"return_state": True})
+    second = model.predict(later, params={"initial_state": first["state"]})
+    assert len(first["state"]) == 2 * 2 * 8  # (c, h) x 2 layers x 8 units, once
     expected = tracking.load_model(f"runs:/{run_id}/model")
     prices = frame.set_index("Date")["Adj Close"]
     online = OnlineForecaster.start(expected, prices.iloc[:-10])
