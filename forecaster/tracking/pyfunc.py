@@ -17,6 +17,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
 import forecaster
+from forecaster.evaluation.probabilistic import quantile_column
 from forecaster.models.seq2seq.export import Preprocessing
 from forecaster.serving.exported import ExportedForecaster, predict_frame
 
@@ -50,6 +51,7 @@ def log_model(export_dir: Path, input_example: pd.DataFrame) -> str:
 
 def _signature(preprocessing: Preprocessing) -> ModelSignature:
     """Prices as doubles under the training price column; dates optional, as datetimes."""
+    levels = preprocessing.quantile_levels or ()
     return ModelSignature(
         inputs=Schema(
             [
@@ -62,6 +64,8 @@ def _signature(preprocessing: Preprocessing) -> ModelSignature:
                 ColSpec("long", "step"),
                 ColSpec("datetime", "date", required=False),
                 ColSpec("double", "forecast"),
+                # a distributional model's quantiles of the price: q0.05 ... q0.95
+                *(ColSpec("double", quantile_column(q)) for q in levels),
                 ColSpec(Array("double"), "state"),
             ]
         ),
@@ -88,7 +92,8 @@ class PyfuncForecaster(mlflow.pyfunc.PythonModel):
     Input: the training price column (e.g. `Adj Close`), oldest first; optionally the date
     column, as datetimes. Params: optional `initial_state`. See `serving.predict_frame`.
     Output: columns `step`, `date` (next business days, when dates were given), `forecast`,
-    `state` (to pass as `initial_state` next time).
+    for a distributional model its quantiles `q0.05` ... `q0.95`, and `state` (to pass as
+    `initial_state` next time).
     """
 
     def load_context(self, context) -> None:

@@ -4,7 +4,8 @@
 on the training part only, cuts windows, and trains the network with the training loop (early
 stopping on the validation part when there is one). `predict` encodes the `lookback` values up to
 each origin from a zero state and decodes `horizon` steps, all origins in one batch, and turns the
-scaled forecasts back into prices.
+scaled forecasts back into prices; with a distributional `model.output`, into quantiles of the
+price at `model.quantiles` (`outputs`), the point forecast being their median.
 
 Constructor arguments are the config groups they come from (`window`, `model`, `train`, plus
 `data.target` and `seed`), stored as given; what `fit` learns ends in `_`.
@@ -25,6 +26,12 @@ from forecaster.errors import DataError
 from forecaster.models.base import Forecast, check_fitted, check_origins, check_series
 from forecaster.models.seq2seq.export import Preprocessing, export_model
 from forecaster.models.seq2seq.network import Seq2SeqModel
+from forecaster.models.seq2seq.outputs import (
+    POINT,
+    check_output_target,
+    cumulative_quantiles,
+    quantiles_to_prices,
+)
 from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
 from forecaster.training import Callback, EarlyStopping, TrainConfig, Trainer
 
@@ -43,6 +50,7 @@ class Seq2SeqForecaster:
         checkpoint_dir: str | Path | None = None,
     ) -> None:
         check_target(target)
+        check_output_target((model or Seq2SeqConfig()).output, target)
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
         self.train = train or TrainConfig()
@@ -138,6 +146,16 @@ class Seq2SeqForecaster:
         )
         output = self.network_.forecast(inputs)
         origin_prices = np.asarray(prices, dtype=np.float64)[origins]
+        if self.model.output != POINT:
+            levels = tuple(float(level) for level in self.model.quantiles)
+            cumulative = cumulative_quantiles(self.model.output, output.distribution, levels)
+            return Forecast.from_quantiles(
+                origins,
+                levels,
+                quantiles_to_prices(cumulative, origin_prices, self.scaler_),
+                encoder_state=output.encoder_final_state,
+                decoder_state=output.decoder_final_state,
+            )
         return Forecast(
             origins=origins,
             prices=forecast_to_prices(output.forecast, origin_prices, self.scaler_, self.target),
@@ -156,6 +174,8 @@ class Seq2SeqForecaster:
             horizon=self.horizon,
             num_layers=self.model.num_layers,
             num_units=self.model.num_units,
+            output=self.model.output,
+            quantile_levels=[float(level) for level in self.model.quantiles],
             price_column=price_column,
             date_column=date_column,
         )
