@@ -20,6 +20,10 @@ The target is input feature 0; the decoder reads and writes the (scaled) target 
   target k-1; all known up front, so each layer runs over the horizon as one fused sequence op.
 - Decoder, inference: autoregressive. Step k reads the prediction of step k-1; the cell is run
   step by step with the same weights, one fused op per layer and step.
+- Distributional outputs (`model.output` = quantiles, student_t; `heads`): the projection gives
+  P numbers per step that describe the cumulative return from the origin; the decoder feeds
+  back the median path, and trains free-running on that same path (not teacher-forced), with
+  the head's loss (pinball, negative log-likelihood).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from forecaster.models.seq2seq.lstm import (
     make_lstm_weights,
     state_at,
 )
-from forecaster.models.seq2seq.outputs import POINT, num_params
+from forecaster.models.seq2seq.outputs import POINT, initial_bias, num_params
 from forecaster.models.seq2seq.spec import ModelSpec
 from forecaster.models.seq2seq.state import LSTMState
 
@@ -95,8 +99,9 @@ class TrainingGraph(NamedTuple):
     distribution: tf.Tensor | None
     decoder_targets: tf.Tensor  # [B, H] scaled targets
     dropout_rate: tf.Tensor  # scalar, default 0.0; fed with model.dropout in training steps
-    teacher_forced: tf.Tensor  # [B, H] teacher-forced outputs (scaled); [B, H, P] raw outputs
-    # for a distributional output
+    # [B, H] teacher-forced outputs (scaled); for a distributional output [B, H, P], the raw
+    # outputs of the free-running decoder it is trained on
+    teacher_forced: tf.Tensor
     # What training minimises, on the teacher-forced outputs: MSE for a point output, the
     # head's loss (pinball, negative log-likelihood) for a distributional one
     loss: tf.Tensor
@@ -170,7 +175,22 @@ def _build(spec: ModelSpec, training: bool) -> dict:
     last_observed = tf.gather_nd(encoder_inputs[:, :, 0], tf.stack([rows, last_step], axis=1))
 
     tensors: dict = {}
-    if training:
+    if training and head is not None:
+        # A distributional output is trained free-running, on the path it forecasts with: step
+        # k's distribution is of the return from the origin given the window alone, which a
+        # decoder fed the true returns of steps 1..k-1 (teacher forcing) would not learn (it
+        # would learn one bar's spread). Differentiable per-step cells, dropout on.
+        _, _, free_running = _autoregressive_decode(
+            last_observed,
+            decoder_initial_state,
+            weights,
+            spec.horizon,
+            head.reader(weights.raw, feedback=tf.stop_gradient),
+            step=lstm_step,
+            dropout=dropout,
+        )
+        teacher_forced = tf.identity(free_running, name="free_running")
+    elif training:
         # Teacher forcing: the decoder reads the previous true value at every step. Those inputs
         # are all known up front, so each decoder layer runs over the horizon as one fused op
         # (whatever `model.encoder` says): measured faster to train and much faster to build
@@ -179,11 +199,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
         layer_input = tf.transpose(previous_true)[:, :, None]  # [H, B, 1]
         for initial, layer_weights in zip(decoder_initial_state, weights.decoder, strict=True):
             layer_input = dropout(fused_sequence(layer_input, initial, layer_weights).h)
-        if head is None:
-            teacher_forced = tf.transpose(weights.project(layer_input), name="teacher_forced")
-        else:
-            raw = tf.transpose(weights.raw(layer_input), [1, 0, 2])
-            teacher_forced = tf.identity(raw, name="teacher_forced")
+        teacher_forced = tf.transpose(weights.project(layer_input), name="teacher_forced")
 
     # Inference: the decoder reads its own previous prediction, starting from the last observed
     # (a distributional output's median path: `heads.OutputHead.reader`).
@@ -303,9 +319,12 @@ def _make_weights(spec: ModelSpec) -> Seq2SeqWeights:
         kernel = tf.compat.v1.get_variable(
             "kernel", [units, outputs], initializer=tf.compat.v1.glorot_uniform_initializer()
         )
-        bias = tf.compat.v1.get_variable(
-            "bias", [outputs], initializer=tf.compat.v1.zeros_initializer()
-        )
+        if spec.output == POINT:
+            bias_initializer = tf.compat.v1.zeros_initializer()
+        else:
+            bias = initial_bias(spec.output, spec.quantiles).astype("float32")
+            bias_initializer = tf.compat.v1.constant_initializer(bias)
+        bias = tf.compat.v1.get_variable("bias", [outputs], initializer=bias_initializer)
     return Seq2SeqWeights(encoder, decoder, kernel, bias)
 
 
@@ -364,12 +383,15 @@ def _autoregressive_decode(
     weights: Seq2SeqWeights,
     horizon: int,
     read: Callable[[tf.Tensor, int], tuple[tf.Tensor, tf.Tensor]] | None = None,
+    step: Callable[[tf.Tensor, LSTMState, LSTMWeights], LSTMState] = fused_step,
+    dropout: Callable[[tf.Tensor], tf.Tensor] = _identity,
 ) -> tuple[tf.Tensor, LayerStates, tf.Tensor | None]:
     """Unrolled decode: `horizon` is fixed per graph, so a Python loop builds a static chain.
 
     Each layer's step is one fused op (`fused_step`): nothing differentiates this path (training
     minimises the teacher-forced loss), and one op per step instead of about a dozen is what
-    makes a one-window forecast fast. `read(h, k)` (a distributional head's) gives step k's
+    makes a one-window forecast fast; a path that is differentiated passes `step=lstm_step`
+    (and its `dropout`). `read(h, k)` (a distributional head's) gives step k's
     next input and raw outputs, stacked into the third result [B, H, P]; without it the next
     input is the projected value and the third result is None.
     """
@@ -377,7 +399,7 @@ def _autoregressive_decode(
     prediction = first_input  # [B]
     predictions, raws = [], []
     for k in range(1, horizon + 1):
-        state = _stack_step(prediction[:, None], state, weights.decoder, step=fused_step)
+        state = _stack_step(prediction[:, None], state, weights.decoder, dropout, step)
         if read is None:
             prediction = weights.project(state[-1].h)
         else:

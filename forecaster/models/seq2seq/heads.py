@@ -70,16 +70,22 @@ class OutputHead:
         loc, scale, df = self._student_t(raw)
         return tf.stack([loc * sqrt_k, scale * sqrt_k, df], axis=-1)
 
-    def reader(self, project: Callable[[tf.Tensor], tf.Tensor]):
-        """For the autoregressive decoder: `read(h, k)` gives step k's raw outputs and the next
-        input, the median path's scaled return of bar k (median ``S_k`` minus median
-        ``S_{k-1}``), so the decoder reads back one value per bar as in training."""
+    def reader(
+        self,
+        project: Callable[[tf.Tensor], tf.Tensor],
+        feedback: Callable[[tf.Tensor], tf.Tensor] = tf.identity,
+    ):
+        """For the autoregressive decoder: `read(h, k)` gives the next input and step k's raw
+        outputs. The next input is the median path's scaled return of bar k (median ``S_k``
+        minus median ``S_{k-1}``): one value per bar, like the returns the encoder reads.
+        `feedback` wraps it (training passes `tf.stop_gradient`: the fed-back median is an
+        input, not a second route for the loss)."""
         previous = [0.0]
 
         def read(h: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
             raw = project(h)
             median = self.median(raw) * math.sqrt(k)
-            next_input = median - previous[0]
+            next_input = feedback(median - previous[0])
             previous[0] = median
             return next_input, raw
 

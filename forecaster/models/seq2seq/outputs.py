@@ -39,6 +39,28 @@ def num_params(output: str, levels: Sequence[float]) -> int:
     return {"point": 1, "quantiles": len(levels), "student_t": STUDENT_T_PARAMS}[output]
 
 
+def initial_bias(output: str, levels: Sequence[float]) -> np.ndarray:
+    """The projection's initial bias [P]: the distribution a network starts from, a standard
+    normal U (the scaled returns have unit variance on the training part, so ``U_k`` does for
+    a random walk) for `quantiles`, a unit-scale Student-t with 5 degrees of freedom for
+    `student_t`; zeros for a point. Starting there, training refines a sensible distribution
+    rather than first shrinking an arbitrary one."""
+    if output == "quantiles":
+        levels = [float(level) for level in levels]
+        z = stats.norm.ppf(levels)
+        median = levels.index(0.5)
+        steps_up = np.diff(z[median:])
+        steps_down = np.diff(z[: median + 1])[::-1]
+        return np.concatenate([[0.0], _inverse_softplus(steps_up), _inverse_softplus(steps_down)])
+    if output == "student_t":
+        return np.array([0.0, _inverse_softplus(1.0), _inverse_softplus(5.0 - MIN_DF)])
+    return np.zeros(1)
+
+
+def _inverse_softplus(y):
+    return np.log(np.expm1(y))
+
+
 def check_output_target(output: str, target: str) -> None:
     """Distributional outputs describe cumulative log returns, so they need `log_return`."""
     if output != POINT and target != "log_return":
