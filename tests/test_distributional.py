@@ -146,8 +146,40 @@ def test_the_exported_model_serves_the_in_memory_models_quantiles(output, tmp_pa
     np.testing.assert_allclose(frame["forecast"], expected.prices[0], rtol=1e-6)
 
 
+def test_a_carried_state_is_one_pass_over_the_whole_history_up_to_the_origin():
+    """model.state=carry: each origin's forecast starts from the state after every bar up to it,
+    the same as encoding the whole history in one pass from zeros, whatever the batch."""
+    from forecaster.data.windows import target_series
+
+    prices = gbm(700, daily_volatility=0.01, seed=8)
+    with Seq2SeqForecaster(
+        window=WindowConfig(lookback=12, horizon=3),
+        model=Seq2SeqConfig(num_units=6, output="quantiles", state="carry"),
+        train=TrainConfig(epochs=1, intra_op_threads=1),
+    ) as model:
+        model.fit(prices.iloc[:500])
+        origins = np.array([650, 520, 699, 520])
+        carried = model.predict(prices, origins)
+        y = model.scaler_.transform(target_series(prices, "log_return").to_numpy())
+        for row, origin in enumerate(origins):
+            alone = model.predict(prices, np.array([origin]))
+            np.testing.assert_array_equal(alone.quantiles[0], carried.quantiles[row])
+            one_pass = model.network_.forecast(y[np.newaxis, :origin, np.newaxis].astype("float32"))
+            reference = quantiles_to_prices(
+                cumulative_quantiles("quantiles", one_pass.distribution, QUANTILE_LEVELS),
+                prices.to_numpy()[[origin]],
+                model.scaler_,
+            )
+            np.testing.assert_allclose(carried.quantiles[row], reference[0], rtol=1e-5)
+        model.model.state = "window"  # the same network, each origin's window from zeros
+        windowed = model.predict(prices, origins)
+    assert not np.allclose(windowed.quantiles, carried.quantiles, rtol=1e-6)
+
+
 def test_a_distributional_output_needs_log_returns_and_a_known_name():
     with pytest.raises(ConfigError, match=r"model\.output='quantiles' .* needs data\.target"):
         Seq2SeqForecaster(model=Seq2SeqConfig(output="quantiles"), target="price")
     with pytest.raises(ConfigError, match=r"model\.output='gaussian' is invalid: expected one of"):
         Seq2SeqConfig(output="gaussian")
+    with pytest.raises(ConfigError, match=r"model\.state='stream' is invalid: expected one of"):
+        Seq2SeqConfig(state="stream")

@@ -28,21 +28,30 @@ HORIZON = 4
 
 
 def tiny_seq2seq(
-    horizon: int = HORIZON, seed: int = 0, output: str = "point", quantiles=QUANTILE_LEVELS
+    horizon: int = HORIZON,
+    seed: int = 0,
+    output: str = "point",
+    quantiles=QUANTILE_LEVELS,
+    state: str = "window",
 ):
     return create(
         "seq2seq",
         window=WindowConfig(lookback=10, horizon=horizon),
         model=Seq2SeqConfig(
-            num_units=4, num_layers=2, dropout=0.1, output=output, quantiles=quantiles
+            num_units=4,
+            num_layers=2,
+            dropout=0.1,
+            output=output,
+            quantiles=quantiles,
+            state=state,
         ),
         train=TrainConfig(epochs=2, batch_size=64, intra_op_threads=1),
         seed=seed,
     )
 
 
-def seq2seq_with(output: str) -> Callable:
-    return lambda **params: tiny_seq2seq(output=output, **params)
+def seq2seq_with(**settings) -> Callable:
+    return lambda **params: tiny_seq2seq(**settings, **params)
 
 
 def baseline(name: str, **params) -> Callable:
@@ -64,11 +73,15 @@ TINY: dict[str, Callable] = {
     ),
     "seq2seq": tiny_seq2seq,
     # The seq2seq's distributional outputs (model.output), each checked as a model of its own.
-    "seq2seq/quantiles": seq2seq_with("quantiles"),
-    "seq2seq/student_t": seq2seq_with("student_t"),
+    "seq2seq/quantiles": seq2seq_with(output="quantiles"),
+    "seq2seq/student_t": seq2seq_with(output="student_t"),
+    # The encoder state carried over the whole series (model.state=carry).
+    "seq2seq/carry": seq2seq_with(output="quantiles", state="carry"),
 }
 # The models whose tiny configuration forecasts quantiles.
-PROBABILISTIC = sorted([*PROBABILISTIC_BASELINES, "seq2seq/quantiles", "seq2seq/student_t"])
+PROBABILISTIC = sorted(
+    [*PROBABILISTIC_BASELINES, "seq2seq/quantiles", "seq2seq/student_t", "seq2seq/carry"]
+)
 
 
 @pytest.fixture(scope="module")

@@ -102,8 +102,8 @@ class TrainingGraph(NamedTuple):
     # [B, H] teacher-forced outputs (scaled); for a distributional output [B, H, P], the raw
     # outputs of the free-running decoder it is trained on
     teacher_forced: tf.Tensor
-    # What training minimises, on the teacher-forced outputs: MSE for a point output, the
-    # head's loss (pinball, negative log-likelihood) for a distributional one
+    # What training minimises, on `teacher_forced`: MSE for a point output, the head's loss
+    # (pinball, negative log-likelihood) for a distributional one
     loss: tf.Tensor
     forecast_loss: tf.Tensor  # the same loss of the autoregressive forecast: what validation
     # measures

@@ -18,6 +18,9 @@ ENCODERS = ("fused", "while_loop")
 # What the decoder forecasts at each step (forecaster.models.seq2seq.outputs): a point, the
 # quantiles at `model.quantiles`, or a Student-t distribution.
 OUTPUTS = ("point", "quantiles", "student_t")
+# Where a forecast's encoder state comes from (forecaster.models.seq2seq.carry): the `lookback`
+# bars up to the origin encoded from zeros, or the state carried over the whole series.
+STATES = ("window", "carry")
 
 
 @dataclass
@@ -38,6 +41,10 @@ class Seq2SeqConfig:
     # distributional output, and the interval baselines'): scored by pinball loss, saved as
     # q<level> columns.
     quantiles: list[float] = field(default_factory=lambda: list(QUANTILE_LEVELS))
+    # window: each forecast encodes the `window.lookback` bars up to its origin from a zero
+    # state. carry: from the state carried bar by bar over the whole series (evaluation and
+    # forecasting; training stays on windows). See README, Intervals.
+    state: str = "window"
 
     def __post_init__(self) -> None:
         _check("model.num_units", self.num_units, _positive_int, "an integer >= 1")
@@ -46,6 +53,7 @@ class Seq2SeqConfig:
         _check("model.encoder", self.encoder, lambda v: v in ENCODERS, f"one of {ENCODERS}")
         _check("model.output", self.output, lambda v: v in OUTPUTS, f"one of {OUTPUTS}")
         check_quantile_levels(self.quantiles, "model.quantiles")
+        _check("model.state", self.state, lambda v: v in STATES, f"one of {STATES}")
 
 
 @dataclass(frozen=True)
