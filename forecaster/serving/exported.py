@@ -16,7 +16,9 @@ import pandas as pd
 import tensorflow as tf
 
 from forecaster.data.io import prices_from_frame
+from forecaster.data.timestamps import future_dates
 from forecaster.data.windows import continuation_inputs, encoder_inputs, forecast_to_prices
+from forecaster.errors import DataError
 from forecaster.evaluation.probabilistic import quantile_column
 from forecaster.models.base import MEDIAN
 from forecaster.models.seq2seq.export import (
@@ -32,7 +34,9 @@ from forecaster.models.seq2seq.state import LSTMState, NumpyStates, pack, state_
 @dataclass(frozen=True)
 class PriceForecast:
     prices: np.ndarray  # [horizon] forecast prices; a distributional model's median
-    dates: pd.DatetimeIndex | None  # the next `horizon` business days, when dates are known
+    # The next `horizon` timestamps, spaced as the input was (`data.timestamps.future_dates`),
+    # when it was dated.
+    dates: pd.DatetimeIndex | None
     encoder_final_state: NumpyStates  # batch of 1; what the decoder started from
     decoder_final_state: NumpyStates
     # A distributional model's quantiles of the price [horizon, Q] at `quantile_levels`
@@ -82,18 +86,30 @@ class ExportedForecaster:
         return self._run(inputs, None, prices)
 
     def continue_from(
-        self, state: NumpyStates, previous_price: float, prices: pd.Series
+        self,
+        state: NumpyStates,
+        previous_price: float,
+        prices: pd.Series,
+        previous_date: pd.Timestamp | None = None,
     ) -> PriceForecast:
         """Warm start: carry `state` (the encoder's state after the bar that closed at
-        `previous_price`) over the new bars `prices`, then forecast from the last one."""
+        `previous_price`, on `previous_date` when known) over the new bars `prices`, then
+        forecast from the last one."""
         p = self.preprocessing
         inputs = continuation_inputs(
             prices, previous_price=previous_price, scaler=p.scaler, target=p.target
         )
-        return self._run(inputs, state, prices)
+        dates = prices.index
+        if previous_date is not None and isinstance(dates, pd.DatetimeIndex):
+            dates = dates.insert(0, previous_date)  # the spacing of the series, from 2 bars on
+        return self._run(inputs, state, prices, dates)
 
     def _run(
-        self, inputs: np.ndarray, initial_state: NumpyStates | None, prices: pd.Series
+        self,
+        inputs: np.ndarray,
+        initial_state: NumpyStates | None,
+        prices: pd.Series,
+        dates: pd.Index | None = None,
     ) -> PriceForecast:
         p = self.preprocessing
         feed = {self._inputs["encoder_inputs"]: inputs}
@@ -109,9 +125,23 @@ class ExportedForecaster:
             cumulative = cumulative_quantiles(p.output, out["distribution"], levels)
             quantiles = quantiles_to_prices(cumulative, origin_price, p.scaler)[0]
             forecast_prices = quantiles[:, levels.index(MEDIAN)]
-        dates = None
-        if isinstance(prices.index, pd.DatetimeIndex):
-            dates = pd.bdate_range(prices.index[-1] + pd.offsets.BDay(1), periods=p.horizon)
+        finite = np.all(np.isfinite(forecast_prices)) and (
+            quantiles is None or np.all(np.isfinite(quantiles))
+        )
+        if not finite:
+            dated = isinstance(prices.index, pd.DatetimeIndex)
+            last = f" on {prices.index[-1]}" if dated else ""
+            raise DataError(
+                f"the forecast from the last bar{last} (price {float(prices.iloc[-1])!r}) is not "
+                "finite "
+                f"({forecast_prices.tolist()}): the model's output overflowed on this input. "
+                "Fix: check the prices for values far outside those the model was trained on."
+            )
+        dates = prices.index if dates is None else dates
+        # Dates follow the data's spacing, which takes two dated bars to know.
+        future = None
+        if isinstance(dates, pd.DatetimeIndex) and len(dates) >= 2:
+            future = future_dates(dates, p.horizon)
 
         def states(prefix: str) -> NumpyStates:
             return tuple(
@@ -120,7 +150,7 @@ class ExportedForecaster:
             )
 
         return PriceForecast(
-            forecast_prices, dates, states("encoder"), states("decoder"), levels, quantiles
+            forecast_prices, future, states("encoder"), states("decoder"), levels, quantiles
         )
 
     def close(self) -> None:
@@ -143,4 +173,7 @@ def predict_frame(
     if initial_state is None:
         return forecaster.forecast(prices).to_frame()
     state = unpack(initial_state, p.num_layers, p.num_units)
-    return forecaster.continue_from(state, float(prices.iloc[0]), prices.iloc[1:]).to_frame()
+    previous_date = prices.index[0] if isinstance(prices.index, pd.DatetimeIndex) else None
+    return forecaster.continue_from(
+        state, float(prices.iloc[0]), prices.iloc[1:], previous_date
+    ).to_frame()

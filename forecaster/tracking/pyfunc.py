@@ -91,7 +91,7 @@ class PyfuncForecaster(mlflow.pyfunc.PythonModel):
 
     Input: the training price column (e.g. `Adj Close`), oldest first; optionally the date
     column, as datetimes. Params: optional `initial_state`. See `serving.predict_frame`.
-    Output: columns `step`, `date` (next business days, when dates were given), `forecast`,
+    Output: columns `step`, `date` (spaced as the input's dates, when given), `forecast`,
     for a distributional model its quantiles `q0.05` ... `q0.95`, and `state` (to pass as
     `initial_state` next time).
     """

@@ -41,6 +41,7 @@ from forecaster.models.seq2seq.outputs import (
 )
 from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
 from forecaster.training import Callback, EarlyStopping, TrainConfig, Trainer
+from forecaster.training.stopping import StopRequest
 
 
 class Seq2SeqForecaster:
@@ -55,6 +56,7 @@ class Seq2SeqForecaster:
         warm_start: bool = False,
         callbacks: Sequence[Callback] = (),
         checkpoint_dir: str | Path | None = None,
+        stop_request: StopRequest | None = None,
     ) -> None:
         check_target(target)
         check_output_target((model or Seq2SeqConfig()).output, target)
@@ -67,6 +69,7 @@ class Seq2SeqForecaster:
         self.warm_start = warm_start
         self.callbacks = callbacks  # run-time hooks (tracking), not hyperparameters
         self.checkpoint_dir = checkpoint_dir
+        self.stop_request = stop_request  # asks training to stop at a batch boundary
         self.horizon = self.window.horizon
         self.network_: Seq2SeqModel | None = None
 
@@ -107,6 +110,7 @@ class Seq2SeqForecaster:
             seed=self.seed,
             callbacks=callbacks,
             checkpoint_dir=self.checkpoint_dir,
+            stop_request=self.stop_request,
         )
         self.history_ = trainer.fit(
             windows.train, windows.val if val is not None else None, resume=resume
