@@ -177,7 +177,8 @@ def test_a_carried_state_is_one_pass_over_the_whole_history_up_to_the_origin():
 
 
 def test_a_distributional_output_needs_log_returns_and_a_known_name():
-    with pytest.raises(ConfigError, match=r"model\.output='quantiles' .* needs data\.target"):
+    needs = r"model\.output='quantiles' .* needs data\.target=log_return, not 'price'"
+    with pytest.raises(ConfigError, match=needs):
         Seq2SeqForecaster(model=Seq2SeqConfig(output="quantiles"), target="price")
     with pytest.raises(ConfigError, match=r"model\.output='gaussian' is invalid: expected one of"):
         Seq2SeqConfig(output="gaussian")

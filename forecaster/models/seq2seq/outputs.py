@@ -66,8 +66,8 @@ def check_output_target(output: str, target: str) -> None:
     if output != POINT and target != "log_return":
         raise ConfigError(
             f"model.output={output!r} forecasts the distribution of the cumulative log return "
-            f"and needs data.target=log_return (got {target!r}); use model.output=point with "
-            "data.target=price."
+            f"and needs data.target=log_return, not {target!r}. Fix: set "
+            "data.target=log_return, or model.output=point to forecast prices."
         )
 
 
