@@ -187,6 +187,18 @@ COMMAND_CASES = [
         "seed=-1 is invalid: expected an integer from 0 to 4294967295.",
     ),
     Case(
+        "unknown model output",
+        (*TRAIN, "tracking.uri={store}", "model.output=gaussian"),
+        "model.output='gaussian' is invalid: expected one of ('point', 'quantiles', 'student_t').",
+    ),
+    Case(
+        "distributional output of prices",
+        (*TRAIN, "tracking.uri={store}", "model.output=quantiles", "data.target=price"),
+        "model.output='quantiles' forecasts the distribution of the cumulative log return and "
+        "needs data.target=log_return, not 'price'. Fix: set data.target=log_return, or "
+        "model.output=point to forecast prices.",
+    ),
+    Case(
         "negative thread count",
         (*TRAIN, "tracking.uri={store}", "train.intra_op_threads=-1"),
         "train.intra_op_threads=-1 is invalid: expected an integer >= 1.",

@@ -20,7 +20,6 @@ from forecaster.data.splits import WindowConfig
 from forecaster.errors import ConfigError
 from forecaster.evaluation.backtest import BacktestConfig
 from forecaster.models import DEEP_MODELS, REGISTRY
-from forecaster.models.base import QUANTILE_LEVELS, check_quantile_levels
 from forecaster.models.seq2seq.spec import Seq2SeqConfig
 from forecaster.paths import bundled, workspace
 from forecaster.training.loop import TrainConfig
@@ -113,18 +112,6 @@ class ObjectiveConf:
 
 
 @dataclass
-class ModelConf(Seq2SeqConfig):
-    """`model`: the seq2seq's settings, and the quantile levels every probabilistic forecast
-    reports (the interval baselines today; scored by pinball loss, saved as q<level> columns)."""
-
-    quantiles: list[float] = field(default_factory=lambda: list(QUANTILE_LEVELS))
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_quantile_levels(self.quantiles, "model.quantiles")
-
-
-@dataclass
 class TrainRunConfig(TrainConfig):
     """`train` of `python -m forecaster train`: the loop's settings, and the baselines every
     run is scored against on the same test origins (the random walk always is)."""
@@ -165,7 +152,7 @@ class TrainRunConfig(TrainConfig):
 class TrainAppConf:
     data: DataConf = field(default_factory=DataConf)
     window: WindowConfig = field(default_factory=WindowConfig)
-    model: ModelConf = field(default_factory=ModelConf)
+    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
     train: TrainRunConfig = field(default_factory=TrainRunConfig)
     tracking: TrackingConf = field(default_factory=TrackingConf)
     eval: EvalConf = field(default_factory=EvalConf)
@@ -189,7 +176,7 @@ class TrainAppConf:
 class BacktestAppConf:
     data: DataConf = field(default_factory=DataConf)
     window: WindowConfig = field(default_factory=WindowConfig)
-    model: ModelConf = field(default_factory=ModelConf)
+    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     tracking: TrackingConf = field(default_factory=TrackingConf)

@@ -19,29 +19,38 @@ from forecaster.data.io import prices_from_frame
 from forecaster.data.timestamps import future_dates
 from forecaster.data.windows import continuation_inputs, encoder_inputs, forecast_to_prices
 from forecaster.errors import DataError
+from forecaster.evaluation.probabilistic import quantile_column
+from forecaster.models.base import MEDIAN
 from forecaster.models.seq2seq.export import (
     SAVED_MODEL_DIR,
     SERVING_TAG,
     SIGNATURE_KEY,
     Preprocessing,
 )
+from forecaster.models.seq2seq.outputs import POINT, cumulative_quantiles, quantiles_to_prices
 from forecaster.models.seq2seq.state import LSTMState, NumpyStates, pack, state_feed, unpack
 
 
 @dataclass(frozen=True)
 class PriceForecast:
-    prices: np.ndarray  # [horizon] forecast prices
+    prices: np.ndarray  # [horizon] forecast prices; a distributional model's median
     # The next `horizon` timestamps, spaced as the input was (`data.timestamps.future_dates`),
     # when it was dated.
     dates: pd.DatetimeIndex | None
     encoder_final_state: NumpyStates  # batch of 1; what the decoder started from
     decoder_final_state: NumpyStates
+    # A distributional model's quantiles of the price [horizon, Q] at `quantile_levels`
+    quantile_levels: tuple[float, ...] | None = None
+    quantiles: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
-        """Columns `step`, `date` (when known) and `forecast`, one row per step."""
+        """Columns `step`, `date` (when known), `forecast`, and the quantiles `q0.05` ... `q0.95`
+        of a distributional model; one row per step."""
         frame = pd.DataFrame({"step": np.arange(1, len(self.prices) + 1), "forecast": self.prices})
         if self.dates is not None:
             frame.insert(1, "date", self.dates)
+        for k, level in enumerate(self.quantile_levels or ()):
+            frame[quantile_column(level)] = self.quantiles[:, k]
         return frame
 
     def packed_state(self) -> list[float]:
@@ -109,10 +118,20 @@ class ExportedForecaster:
         feed = {self._inputs["encoder_inputs"]: inputs}
         feed.update(state_feed(self._initial_state, initial_state, len(inputs)))
         out = self.session.run(self._outputs, feed)
-        forecast_prices = forecast_to_prices(
-            out["forecast"], np.array([prices.iloc[-1]]), p.scaler, p.target
-        )[0]
-        if not np.all(np.isfinite(forecast_prices)):
+        origin_price = np.array([prices.iloc[-1]], dtype=np.float64)
+        levels, quantiles = None, None
+        if p.output == POINT:
+            forecast = forecast_to_prices(out["forecast"], origin_price, p.scaler, p.target)
+            forecast_prices = forecast[0]
+        else:
+            levels = tuple(p.quantile_levels)
+            cumulative = cumulative_quantiles(p.output, out["distribution"], levels)
+            quantiles = quantiles_to_prices(cumulative, origin_price, p.scaler)[0]
+            forecast_prices = quantiles[:, levels.index(MEDIAN)]
+        finite = np.all(np.isfinite(forecast_prices)) and (
+            quantiles is None or np.all(np.isfinite(quantiles))
+        )
+        if not finite:
             dated = isinstance(prices.index, pd.DatetimeIndex)
             last = f" on {prices.index[-1]}" if dated else ""
             raise DataError(
@@ -133,7 +152,9 @@ class ExportedForecaster:
                 for k in range(p.num_layers)
             )
 
-        return PriceForecast(forecast_prices, future, states("encoder"), states("decoder"))
+        return PriceForecast(
+            forecast_prices, future, states("encoder"), states("decoder"), levels, quantiles
+        )
 
     def close(self) -> None:
         self.session.close()

@@ -30,6 +30,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 import forecaster
 from forecaster.errors import ForecasterError
+from forecaster.evaluation.probabilistic import quantile_column
 from forecaster.models.seq2seq.export import Preprocessing
 from forecaster.serving.exported import ExportedForecaster, forecast_frame
 
@@ -64,6 +65,7 @@ def log_model(export_dir: Path, input_example: pd.DataFrame) -> str:
 
 def _signature(preprocessing: Preprocessing) -> ModelSignature:
     """Prices as doubles under the training price column; dates optional, as datetimes."""
+    levels = preprocessing.quantile_levels or ()
     return ModelSignature(
         inputs=Schema(
             [
@@ -76,6 +78,8 @@ def _signature(preprocessing: Preprocessing) -> ModelSignature:
                 ColSpec("long", "step"),
                 ColSpec("datetime", "date", required=False),
                 ColSpec("double", "forecast"),
+                # a distributional model's quantiles of the price: q0.05 ... q0.95
+                *(ColSpec("double", quantile_column(q)) for q in levels),
             ]
         ),
         params=ParamSchema(
@@ -106,8 +110,9 @@ class PyfuncForecaster(mlflow.pyfunc.PythonModel):
 
     Input: the training price column (e.g. `Adj Close`), oldest first; optionally the date
     column, as datetimes. Params: `initial_state`, `return_state`. See `serving.forecast_frame`.
-    Output: columns `step`, `date` (spaced as the input's dates, when given), `forecast`; with
-    `return_state`, `{"forecast": <those rows as records>, "state": <packed state>}`.
+    Output: columns `step`, `date` (spaced as the input's dates, when given), `forecast`, and for
+    a distributional model its quantiles `q0.05` ... `q0.95`; with `return_state`,
+    `{"forecast": <those rows as records>, "state": <packed state>}`.
     """
 
     def load_context(self, context) -> None:

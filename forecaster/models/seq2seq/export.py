@@ -5,7 +5,8 @@
     <dir>/saved_model/         TF1 SavedModel of the inference graph only (no optimiser state,
                                no dropout); signature inputs: encoder_inputs, encoder_lengths,
                                initial_{c,h}_{k}; outputs: forecast, encoder_{c,h}_{k},
-                               decoder_{c,h}_{k}
+                               decoder_{c,h}_{k}, and for a distributional model.output
+                               distribution (`outputs`)
     <dir>/preprocessing.json   how prices become model inputs and forecasts become prices
 
 `forecaster.serving.ExportedForecaster` loads it without any graph-building code, so an exported
@@ -42,6 +43,10 @@ class Preprocessing:
     num_units: int
     price_column: str
     date_column: str
+    # model.output, and the levels of the quantiles a distributional output forecasts; the
+    # defaults are those of a point model (what exports from before these keys meant).
+    output: str = "point"
+    quantile_levels: list[float] | None = None
 
     @property
     def scaler(self) -> Scaler:
@@ -72,6 +77,8 @@ def export_model(
         assign = tf.group(*[v.assign(values[v.op.name]) for v in variables])
         inputs = {"encoder_inputs": t.encoder_inputs, "encoder_lengths": t.encoder_lengths}
         outputs = {"forecast": t.forecast}
+        if t.distribution is not None:
+            outputs["distribution"] = t.distribution
         for k in range(spec.num_layers):
             for part in ("c", "h"):
                 inputs[f"initial_{part}_{k}"] = getattr(t.encoder_initial_state[k], part)

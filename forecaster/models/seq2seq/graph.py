@@ -20,6 +20,10 @@ The target is input feature 0; the decoder reads and writes the (scaled) target 
   target k-1; all known up front, so each layer runs over the horizon as one fused sequence op.
 - Decoder, inference: autoregressive. Step k reads the prediction of step k-1; the cell is run
   step by step with the same weights, one fused op per layer and step.
+- Distributional outputs (`model.output` = quantiles, student_t; `heads`): the projection gives
+  P numbers per step that describe the cumulative return from the origin; the decoder feeds
+  back the median path, and trains free-running on that same path (not teacher-forced), with
+  the head's loss (pinball, negative log-likelihood).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from forecaster.models.seq2seq.heads import OutputHead
 from forecaster.models.seq2seq.lstm import (
     SEQUENCE_IMPLEMENTATIONS,
     LSTMWeights,
@@ -39,6 +44,7 @@ from forecaster.models.seq2seq.lstm import (
     make_lstm_weights,
     state_at,
 )
+from forecaster.models.seq2seq.outputs import POINT, initial_bias, num_params
 from forecaster.models.seq2seq.spec import ModelSpec
 from forecaster.models.seq2seq.state import LSTMState
 
@@ -48,12 +54,16 @@ LayerStates = tuple[LSTMState, ...]
 class Seq2SeqWeights(NamedTuple):
     encoder: tuple[LSTMWeights, ...]  # layer by layer
     decoder: tuple[LSTMWeights, ...]
-    projection_kernel: tf.Variable  # [U, 1]: the top decoder layer's h to the next value
-    projection_bias: tf.Variable  # [1]
+    # The top decoder layer's h to the next value (P = 1), or to the P numbers of a
+    # distributional output (`heads`).
+    projection_kernel: tf.Variable  # [U, P]
+    projection_bias: tf.Variable  # [P]
 
-    def project(self, h: tf.Tensor) -> tf.Tensor:  # [..., U] -> [...]
-        projected = tf.tensordot(h, self.projection_kernel, axes=1) + self.projection_bias
-        return tf.squeeze(projected, axis=-1)
+    def project(self, h: tf.Tensor) -> tf.Tensor:  # [..., U] -> [...]; a point output's value
+        return tf.squeeze(self.raw(h), axis=-1)
+
+    def raw(self, h: tf.Tensor) -> tf.Tensor:  # [..., U] -> [..., P]
+        return tf.tensordot(h, self.projection_kernel, axes=1) + self.projection_bias
 
 
 class InferenceGraph(NamedTuple):
@@ -66,9 +76,13 @@ class InferenceGraph(NamedTuple):
     # Fetches
     encoder_final_state: LayerStates
     decoder_initial_state: LayerStates  # the hand-off: the encoder's final state, layer by layer
-    forecast: tf.Tensor  # [B, H] autoregressive forecast (scaled)
+    forecast: tf.Tensor  # [B, H] autoregressive forecast (scaled); the median path's, for
+    # a distributional output
     decoder_final_state: LayerStates  # the decoder's state after the last forecast step
     weights: Seq2SeqWeights
+    # [B, H, P] a distributional output's distribution of each step's cumulative return
+    # (`outputs`); None for `point`
+    distribution: tf.Tensor | None
 
 
 class TrainingGraph(NamedTuple):
@@ -82,11 +96,17 @@ class TrainingGraph(NamedTuple):
     forecast: tf.Tensor
     decoder_final_state: LayerStates
     weights: Seq2SeqWeights
+    distribution: tf.Tensor | None
     decoder_targets: tf.Tensor  # [B, H] scaled targets
     dropout_rate: tf.Tensor  # scalar, default 0.0; fed with model.dropout in training steps
-    teacher_forced: tf.Tensor  # [B, H] teacher-forced outputs (scaled)
-    loss: tf.Tensor  # MSE of the teacher-forced outputs: what training minimises
-    forecast_loss: tf.Tensor  # MSE of the autoregressive forecast: what validation measures
+    # [B, H] teacher-forced outputs (scaled); for a distributional output [B, H, P], the raw
+    # outputs of the free-running decoder it is trained on
+    teacher_forced: tf.Tensor
+    # What training minimises, on `teacher_forced`: MSE for a point output, the head's loss
+    # (pinball, negative log-likelihood) for a distributional one
+    loss: tf.Tensor
+    forecast_loss: tf.Tensor  # the same loss of the autoregressive forecast: what validation
+    # measures
     train_op: tf.Operation
 
 
@@ -133,6 +153,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
         dropout_rate = tf.compat.v1.placeholder_with_default(0.0, [], name="dropout_rate")
     encoder_initial_state = _initial_state_placeholders(batch, spec)
     weights = _make_weights(spec)
+    head = None if spec.output == POINT else OutputHead(spec)
     # Without dropout (the default) no mask is drawn at all: identical numbers, less work.
     dropout = _stateless_dropout(dropout_rate) if training and spec.dropout > 0 else _identity
 
@@ -154,7 +175,22 @@ def _build(spec: ModelSpec, training: bool) -> dict:
     last_observed = tf.gather_nd(encoder_inputs[:, :, 0], tf.stack([rows, last_step], axis=1))
 
     tensors: dict = {}
-    if training:
+    if training and head is not None:
+        # A distributional output is trained free-running, on the path it forecasts with: step
+        # k's distribution is of the return from the origin given the window alone, which a
+        # decoder fed the true returns of steps 1..k-1 (teacher forcing) would not learn (it
+        # would learn one bar's spread). Differentiable per-step cells, dropout on.
+        _, _, free_running = _autoregressive_decode(
+            last_observed,
+            decoder_initial_state,
+            weights,
+            spec.horizon,
+            head.reader(weights.raw, feedback=tf.stop_gradient),
+            step=lstm_step,
+            dropout=dropout,
+        )
+        teacher_forced = tf.identity(free_running, name="free_running")
+    elif training:
         # Teacher forcing: the decoder reads the previous true value at every step. Those inputs
         # are all known up front, so each decoder layer runs over the horizon as one fused op
         # (whatever `model.encoder` says): measured faster to train and much faster to build
@@ -165,16 +201,32 @@ def _build(spec: ModelSpec, training: bool) -> dict:
             layer_input = dropout(fused_sequence(layer_input, initial, layer_weights).h)
         teacher_forced = tf.transpose(weights.project(layer_input), name="teacher_forced")
 
-    # Inference: the decoder reads its own previous prediction, starting from the last observed.
-    forecast, decoder_final_state = _autoregressive_decode(
-        last_observed, decoder_initial_state, weights, spec.horizon
+    # Inference: the decoder reads its own previous prediction, starting from the last observed
+    # (a distributional output's median path: `heads.OutputHead.reader`).
+    forecast, decoder_final_state, forecast_raw = _autoregressive_decode(
+        last_observed,
+        decoder_initial_state,
+        weights,
+        spec.horizon,
+        None if head is None else head.reader(weights.raw),
     )
     forecast = tf.identity(forecast, name="forecast")
     decoder_final_state = _named(decoder_final_state, "decoder_final")
+    distribution = None
+    if head is not None:
+        distribution = tf.identity(head.distribution(forecast_raw), name="distribution")
 
     if training:
-        loss = tf.reduce_mean(tf.square(teacher_forced - decoder_targets), name="loss")
-        forecast_loss = tf.reduce_mean(tf.square(forecast - decoder_targets), name="forecast_loss")
+        if head is None:
+            loss = tf.reduce_mean(tf.square(teacher_forced - decoder_targets), name="loss")
+            forecast_loss = tf.reduce_mean(
+                tf.square(forecast - decoder_targets), name="forecast_loss"
+            )
+        else:
+            loss = tf.identity(head.loss(teacher_forced, decoder_targets), name="loss")
+            forecast_loss = tf.identity(
+                head.loss(forecast_raw, decoder_targets), name="forecast_loss"
+            )
         optimizer = tf.compat.v1.train.AdamOptimizer(spec.learning_rate)
         gradients, variables = zip(*optimizer.compute_gradients(loss), strict=True)
         clipped, _ = tf.clip_by_global_norm(gradients, spec.clip_norm)
@@ -198,6 +250,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
         forecast=forecast,
         decoder_final_state=decoder_final_state,
         weights=weights,
+        distribution=distribution,
         **tensors,
     )
 
@@ -245,12 +298,15 @@ def build_step_graph(spec: ModelSpec, weights: Seq2SeqWeights) -> StepGraph:
         decoder_input=decoder_input,
         decoder_state=decoder_state,
         decoder_next_state=decoder_next_state,
-        decoder_prediction=weights.project(decoder_next_state[-1].h),
+        # a point's next value; a distributional output's raw numbers [B, P]
+        decoder_prediction=(weights.project if spec.output == POINT else weights.raw)(
+            decoder_next_state[-1].h
+        ),
     )
 
 
 def _make_weights(spec: ModelSpec) -> Seq2SeqWeights:
-    units = spec.num_units
+    units, outputs = spec.num_units, num_params(spec.output, spec.quantiles)
     encoder = tuple(
         make_lstm_weights(f"encoder/layer_{k}", spec.num_features if k == 0 else units, units)
         for k in range(spec.num_layers)
@@ -261,9 +317,14 @@ def _make_weights(spec: ModelSpec) -> Seq2SeqWeights:
     )
     with tf.compat.v1.variable_scope("projection"):
         kernel = tf.compat.v1.get_variable(
-            "kernel", [units, 1], initializer=tf.compat.v1.glorot_uniform_initializer()
+            "kernel", [units, outputs], initializer=tf.compat.v1.glorot_uniform_initializer()
         )
-        bias = tf.compat.v1.get_variable("bias", [1], initializer=tf.compat.v1.zeros_initializer())
+        if spec.output == POINT:
+            bias_initializer = tf.compat.v1.zeros_initializer()
+        else:
+            bias = initial_bias(spec.output, spec.quantiles).astype("float32")
+            bias_initializer = tf.compat.v1.constant_initializer(bias)
+        bias = tf.compat.v1.get_variable("bias", [outputs], initializer=bias_initializer)
     return Seq2SeqWeights(encoder, decoder, kernel, bias)
 
 
@@ -317,19 +378,32 @@ def _stack_step(
 
 
 def _autoregressive_decode(
-    first_input: tf.Tensor, initial_state: LayerStates, weights: Seq2SeqWeights, horizon: int
-) -> tuple[tf.Tensor, LayerStates]:
+    first_input: tf.Tensor,
+    initial_state: LayerStates,
+    weights: Seq2SeqWeights,
+    horizon: int,
+    read: Callable[[tf.Tensor, int], tuple[tf.Tensor, tf.Tensor]] | None = None,
+    step: Callable[[tf.Tensor, LSTMState, LSTMWeights], LSTMState] = fused_step,
+    dropout: Callable[[tf.Tensor], tf.Tensor] = _identity,
+) -> tuple[tf.Tensor, LayerStates, tf.Tensor | None]:
     """Unrolled decode: `horizon` is fixed per graph, so a Python loop builds a static chain.
 
     Each layer's step is one fused op (`fused_step`): nothing differentiates this path (training
     minimises the teacher-forced loss), and one op per step instead of about a dozen is what
-    makes a one-window forecast fast.
+    makes a one-window forecast fast; a path that is differentiated passes `step=lstm_step`
+    (and its `dropout`). `read(h, k)` (a distributional head's) gives step k's
+    next input and raw outputs, stacked into the third result [B, H, P]; without it the next
+    input is the projected value and the third result is None.
     """
     state = initial_state
     prediction = first_input  # [B]
-    predictions = []
-    for _ in range(horizon):
-        state = _stack_step(prediction[:, None], state, weights.decoder, step=fused_step)
-        prediction = weights.project(state[-1].h)
+    predictions, raws = [], []
+    for k in range(1, horizon + 1):
+        state = _stack_step(prediction[:, None], state, weights.decoder, dropout, step)
+        if read is None:
+            prediction = weights.project(state[-1].h)
+        else:
+            prediction, raw = read(state[-1].h, k)
+            raws.append(raw)
         predictions.append(prediction)
-    return tf.stack(predictions, axis=1), state
+    return tf.stack(predictions, axis=1), state, tf.stack(raws, axis=1) if raws else None

@@ -15,6 +15,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
 from forecaster.models.seq2seq.graph import StepGraph, build_step_graph, build_training_graph
+from forecaster.models.seq2seq.outputs import POINT
 from forecaster.models.seq2seq.spec import ModelSpec
 from forecaster.models.seq2seq.state import LSTMState, NumpyStates, state_feed
 from forecaster.training.precision import check_precision
@@ -24,6 +25,9 @@ class ForecastOutput(NamedTuple):
     forecast: np.ndarray  # [B, H] scaled forecast
     encoder_final_state: NumpyStates  # per layer (c, h): the state handed to the decoder
     decoder_final_state: NumpyStates  # per layer (c, h): after the last forecast step
+    # [B, H, P] a distributional output's distribution of each step's cumulative scaled return
+    # (`outputs`); None for a point output
+    distribution: np.ndarray | None = None
 
 
 class Seq2SeqModel:
@@ -95,7 +99,8 @@ class Seq2SeqModel:
     def train_step(
         self, inputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray | None = None
     ) -> float:
-        """One optimiser step on a batch with dropout on. Returns the batch's teacher-forced MSE."""
+        """One optimiser step on a batch with dropout on. Returns the batch's teacher-forced loss
+        (MSE for a point output)."""
         t = self.tensors
         feed = self._feed(inputs, targets, lengths=lengths)
         feed[t.dropout_rate] = self.spec.dropout
@@ -105,7 +110,8 @@ class Seq2SeqModel:
     def validation_loss(
         self, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 1024
     ) -> float:
-        """MSE of the autoregressive forecast over all windows (what validation measures)."""
+        """The loss (MSE for a point output) of the autoregressive forecast over all windows
+        (what validation measures)."""
         total = 0.0
         for start in range(0, len(inputs), batch_size):
             stop = start + batch_size
@@ -125,11 +131,18 @@ class Seq2SeqModel:
     ) -> ForecastOutput:
         """Autoregressive forecast for a batch, with the encoder and decoder final states."""
         t = self.tensors
-        forecast, encoder_final, decoder_final = self.session.run(
-            [t.forecast, t.encoder_final_state, t.decoder_final_state],
-            self._feed(inputs, initial_state=initial_state, lengths=lengths),
+        fetches = [t.forecast, t.encoder_final_state, t.decoder_final_state]
+        if t.distribution is not None:
+            fetches.append(t.distribution)
+        forecast, encoder_final, decoder_final, *distribution = self.session.run(
+            fetches, self._feed(inputs, initial_state=initial_state, lengths=lengths)
         )
-        return ForecastOutput(forecast, _as_states(encoder_final), _as_states(decoder_final))
+        return ForecastOutput(
+            forecast,
+            _as_states(encoder_final),
+            _as_states(decoder_final),
+            distribution[0] if distribution else None,
+        )
 
     def encode(
         self,
@@ -156,8 +169,12 @@ class Seq2SeqModel:
 
         Encoder: each bar advances every layer's `(c, h)`, fetched and fed back through
         placeholders. Decoder: starts from the encoder's final state and the last observed
-        value, and feeds each prediction back as the next input.
+        value, and feeds each prediction back as the next input. Point output only.
         """
+        if self.spec.output != POINT:
+            raise ValueError(
+                f"forecast_step_by_step decodes a point output; model.output={self.spec.output!r}"
+            )
         step = self._step_graph()
         batch = len(inputs)
         zeros = np.zeros((batch, self.spec.num_units), np.float32)

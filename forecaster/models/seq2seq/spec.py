@@ -7,13 +7,20 @@ TensorFlow's import time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from forecaster.errors import ConfigError
+from forecaster.models.base import QUANTILE_LEVELS, check_quantile_levels
 from forecaster.training.loop import TrainConfig
 
 # How the encoder runs over time (forecaster.models.seq2seq.lstm): the same numbers either way.
 ENCODERS = ("fused", "while_loop")
+# What the decoder forecasts at each step (forecaster.models.seq2seq.outputs): a point, the
+# quantiles at `model.quantiles`, or a Student-t distribution.
+OUTPUTS = ("point", "quantiles", "student_t")
+# Where a forecast's encoder state comes from (forecaster.models.seq2seq.carry): the `lookback`
+# bars up to the origin encoded from zeros, or the state carried over the whole series.
+STATES = ("window", "carry")
 
 
 @dataclass
@@ -26,12 +33,27 @@ class Seq2SeqConfig:
     # fused (TensorFlow's BlockLSTM kernel) or while_loop (tf.while_loop + TensorArray): the
     # same numbers; the benchmark (benchmarks/bench.py) chose the default.
     encoder: str = "fused"
+    # point: the next value, mean squared error. quantiles: the quantiles at `quantiles` of
+    # the cumulative return from the origin, pinball loss. student_t: its location, scale and
+    # degrees of freedom, negative log-likelihood. See README, Intervals.
+    output: str = "point"
+    # The quantile levels every probabilistic forecast reports (the model's, with a
+    # distributional output, and the interval baselines'): scored by pinball loss, saved as
+    # q<level> columns.
+    quantiles: list[float] = field(default_factory=lambda: list(QUANTILE_LEVELS))
+    # window: each forecast encodes the `window.lookback` bars up to its origin from a zero
+    # state. carry: from the state carried bar by bar over the whole series (evaluation and
+    # forecasting; training stays on windows). See README, Intervals.
+    state: str = "window"
 
     def __post_init__(self) -> None:
         _check("model.num_units", self.num_units, _positive_int, "an integer >= 1")
         _check("model.num_layers", self.num_layers, _positive_int, "an integer >= 1")
         _check("model.dropout", self.dropout, lambda v: 0.0 <= v < 1.0, "a rate in [0, 1)")
         _check("model.encoder", self.encoder, lambda v: v in ENCODERS, f"one of {ENCODERS}")
+        _check("model.output", self.output, lambda v: v in OUTPUTS, f"one of {OUTPUTS}")
+        check_quantile_levels(self.quantiles, "model.quantiles")
+        _check("model.state", self.state, lambda v: v in STATES, f"one of {STATES}")
 
 
 @dataclass(frozen=True)
@@ -44,13 +66,22 @@ class ModelSpec:
     num_layers: int = Seq2SeqConfig.num_layers
     dropout: float = Seq2SeqConfig.dropout
     encoder: str = Seq2SeqConfig.encoder
+    output: str = Seq2SeqConfig.output
+    quantiles: tuple[float, ...] = QUANTILE_LEVELS
     learning_rate: float = TrainConfig.learning_rate
     clip_norm: float = TrainConfig.clip_norm
 
     def __post_init__(self) -> None:
         _check("window.horizon", self.horizon, _positive_int, "an integer >= 1")
         _check("num_features", self.num_features, _positive_int, "an integer >= 1")
-        Seq2SeqConfig(self.num_units, self.num_layers, self.dropout, self.encoder)
+        Seq2SeqConfig(
+            self.num_units,
+            self.num_layers,
+            self.dropout,
+            self.encoder,
+            self.output,
+            list(self.quantiles),
+        )
         for key in ("learning_rate", "clip_norm"):
             value = getattr(self, key)
             _check(f"train.{key}", value, lambda v: math.isfinite(v) and v > 0, "a number > 0")
@@ -66,6 +97,8 @@ class ModelSpec:
             num_layers=model.num_layers,
             dropout=model.dropout,
             encoder=model.encoder,
+            output=model.output,
+            quantiles=tuple(float(level) for level in model.quantiles),
             learning_rate=train.learning_rate,
             clip_norm=train.clip_norm,
         )
