@@ -16,7 +16,13 @@ import pandas as pd
 import tensorflow as tf
 
 from forecaster.data.io import prices_from_frame
-from forecaster.data.windows import continuation_inputs, encoder_inputs, forecast_to_prices
+from forecaster.data.windows import (
+    Scaler,
+    continuation_inputs,
+    encoder_inputs,
+    forecast_to_prices,
+)
+from forecaster.errors import DataError
 from forecaster.models.seq2seq.export import (
     SAVED_MODEL_DIR,
     SERVING_TAG,
@@ -24,6 +30,8 @@ from forecaster.models.seq2seq.export import (
     Preprocessing,
 )
 from forecaster.models.seq2seq.state import LSTMState, NumpyStates, pack, state_feed, unpack
+
+TICKER_COLUMN = "ticker"  # a global model's input: which series the prices are
 
 
 @dataclass(frozen=True)
@@ -66,11 +74,14 @@ class ExportedForecaster:
             for k in range(self.preprocessing.num_layers)
         )
 
-    def forecast(self, prices: pd.Series) -> PriceForecast:
-        """Cold start: encode the last `lookback` bars of `prices` from a zero state."""
+    def forecast(self, prices: pd.Series, ticker: str | None = None) -> PriceForecast:
+        """Cold start: encode the last `lookback` bars of `prices` from a zero state. For a
+        global model, `prices` are `ticker`'s; a ticker it was not trained on (or None) is
+        scaled on `prices` themselves and gets the mean ticker embedding."""
         p = self.preprocessing
-        inputs = encoder_inputs(prices, lookback=p.lookback, scaler=p.scaler, target=p.target)
-        return self._run(inputs, None, prices)
+        scaler = p.scaler_for(ticker, prices)
+        inputs = encoder_inputs(prices, lookback=p.lookback, scaler=scaler, target=p.target)
+        return self._run(inputs, None, prices, scaler, p.ticker_index(ticker))
 
     def continue_from(
         self, state: NumpyStates, previous_price: float, prices: pd.Series
@@ -78,20 +89,33 @@ class ExportedForecaster:
         """Warm start: carry `state` (the encoder's state after the bar that closed at
         `previous_price`) over the new bars `prices`, then forecast from the last one."""
         p = self.preprocessing
+        if p.tickers is not None:
+            raise DataError(
+                "warm start (a carried state) is built for single-series models; forecast a "
+                "global model's tickers cold (drop warm_start / initial_state)."
+            )
         inputs = continuation_inputs(
             prices, previous_price=previous_price, scaler=p.scaler, target=p.target
         )
-        return self._run(inputs, state, prices)
+        return self._run(inputs, state, prices, p.scaler, None)
 
     def _run(
-        self, inputs: np.ndarray, initial_state: NumpyStates | None, prices: pd.Series
+        self,
+        inputs: np.ndarray,
+        initial_state: NumpyStates | None,
+        prices: pd.Series,
+        scaler: Scaler | None = None,  # default: the single-series model's
+        ticker_index: int | None = None,
     ) -> PriceForecast:
         p = self.preprocessing
+        scaler = p.scaler if scaler is None else scaler
         feed = {self._inputs["encoder_inputs"]: inputs}
+        if "ticker_ids" in self._inputs:
+            feed[self._inputs["ticker_ids"]] = np.array([ticker_index], dtype=np.int32)
         feed.update(state_feed(self._initial_state, initial_state, len(inputs)))
         out = self.session.run(self._outputs, feed)
         forecast_prices = forecast_to_prices(
-            out["forecast"], np.array([prices.iloc[-1]]), p.scaler, p.target
+            out["forecast"], np.array([prices.iloc[-1]]), scaler, p.target
         )[0]
         dates = None
         if isinstance(prices.index, pd.DatetimeIndex):
@@ -119,10 +143,22 @@ def predict_frame(
     With `initial_state` (a packed state, as returned in the `state` column): the first row of
     `frame` is the last bar that state has seen, the following rows are the new bars.
     Either way the output's `state` column is the state to send with the next call.
+    For a global model, an optional `ticker` column names the series (one ticker per call); a
+    ticker it was not trained on, or none, is forecast cold from its own prices.
     """
     p = forecaster.preprocessing
+    ticker = None
+    if TICKER_COLUMN in frame.columns:
+        names = frame[TICKER_COLUMN].dropna().unique()
+        if len(names) > 1:
+            raise DataError(
+                f"the {TICKER_COLUMN!r} column names {len(names)} tickers ({list(names[:5])}); "
+                "send one series per call."
+            )
+        ticker = str(names[0]) if len(names) else None
+        frame = frame.drop(columns=TICKER_COLUMN)
     prices = prices_from_frame(frame, date_column=p.date_column, price_column=p.price_column)
     if initial_state is None:
-        return forecaster.forecast(prices).to_frame()
+        return forecaster.forecast(prices, ticker).to_frame()
     state = unpack(initial_state, p.num_layers, p.num_units)
     return forecaster.continue_from(state, float(prices.iloc[0]), prices.iloc[1:]).to_frame()

@@ -4,7 +4,8 @@
 
     <dir>/saved_model/         TF1 SavedModel of the inference graph only (no optimiser state,
                                no dropout); signature inputs: encoder_inputs, encoder_lengths,
-                               initial_{c,h}_{k}; outputs: forecast, encoder_{c,h}_{k},
+                               initial_{c,h}_{k}, and ticker_ids for a global model with a
+                               ticker embedding; outputs: forecast, encoder_{c,h}_{k},
                                decoder_{c,h}_{k}
     <dir>/preprocessing.json   how prices become model inputs and forecasts become prices
 
@@ -21,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from forecaster.data.windows import Scaler
+from forecaster.data.windows import Scaler, target_series
 from forecaster.models.seq2seq.graph import build_inference_graph
+from forecaster.models.seq2seq.inputs import UNKNOWN_TICKER
 from forecaster.models.seq2seq.spec import ModelSpec
 
 SAVED_MODEL_DIR = "saved_model"
@@ -42,10 +44,35 @@ class Preprocessing:
     num_units: int
     price_column: str
     date_column: str
+    # A global model (trained on a panel): its tickers, in embedding order, and each one's
+    # scaler [mean, std]; scaler_mean and scaler_std are then NaN (a ticker it was not trained
+    # on is scaled on its own prices).
+    tickers: list[str] | None = None
+    ticker_scalers: list[list[float]] | None = None
+    ticker_embedding: int = 0
 
     @property
     def scaler(self) -> Scaler:
+        if self.tickers is not None:
+            raise ValueError("a global model has one scaler per ticker: use scaler_for(ticker)")
         return Scaler(self.scaler_mean, self.scaler_std)
+
+    def ticker_index(self, ticker: str | None) -> int | None:
+        """A global model's index of `ticker`; -1 for a ticker it was not trained on; None for a
+        single-series model."""
+        if self.tickers is None:
+            return None
+        return self.tickers.index(ticker) if ticker in self.tickers else UNKNOWN_TICKER
+
+    def scaler_for(self, ticker: str | None, prices) -> Scaler:
+        """The scaler of `ticker`'s series `prices`: its trained one, or for a ticker the model
+        was not trained on, fitted on `prices` themselves (all before the forecast origin)."""
+        index = self.ticker_index(ticker)
+        if index is None:
+            return self.scaler
+        if index == UNKNOWN_TICKER:
+            return Scaler.fit(target_series(prices, self.target).to_numpy())
+        return Scaler(*self.ticker_scalers[index])
 
     @classmethod
     def load(cls, directory: str | Path) -> Preprocessing:
@@ -71,6 +98,8 @@ def export_model(
         }
         assign = tf.group(*[v.assign(values[v.op.name]) for v in variables])
         inputs = {"encoder_inputs": t.encoder_inputs, "encoder_lengths": t.encoder_lengths}
+        if t.ticker_ids is not None:
+            inputs["ticker_ids"] = t.ticker_ids
         outputs = {"forecast": t.forecast}
         for k in range(spec.num_layers):
             for part in ("c", "h"):

@@ -12,6 +12,7 @@ Constructor arguments are the config groups they come from (`window`, `model`, `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
@@ -83,6 +84,7 @@ class Seq2SeqForecaster:
             target=self.target,
         )
         self._prepare_network(ModelSpec.of(w.horizon, self.model, self.train))
+        self.network_.steps_per_epoch = math.ceil(len(windows.train) / self.train.batch_size)
         callbacks = list(self.callbacks)
         if val is not None:
             callbacks.append(EarlyStopping(self.train.patience))

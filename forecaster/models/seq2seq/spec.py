@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from forecaster.errors import ConfigError
 from forecaster.training.loop import TrainConfig
+from forecaster.training.teacher_forcing import TeacherForcing
 
 # How the encoder runs over time (forecaster.models.seq2seq.lstm): the same numbers either way.
 ENCODERS = ("fused", "while_loop")
@@ -26,12 +27,22 @@ class Seq2SeqConfig:
     # fused (TensorFlow's BlockLSTM kernel) or while_loop (tf.while_loop + TensorArray): the
     # same numbers; the benchmark (benchmarks/bench.py) chose the default.
     encoder: str = "fused"
+    # A global model over a panel: the size of a learned per-ticker vector fed, beside the
+    # values, to every encoder and decoder step (0: none). A ticker the model was not trained on
+    # gets the mean of the trained tickers' vectors.
+    ticker_embedding: int = 0
 
     def __post_init__(self) -> None:
         _check("model.num_units", self.num_units, _positive_int, "an integer >= 1")
         _check("model.num_layers", self.num_layers, _positive_int, "an integer >= 1")
         _check("model.dropout", self.dropout, lambda v: 0.0 <= v < 1.0, "a rate in [0, 1)")
         _check("model.encoder", self.encoder, lambda v: v in ENCODERS, f"one of {ENCODERS}")
+        _check(
+            "model.ticker_embedding",
+            self.ticker_embedding,
+            lambda v: v == 0 or _positive_int(v),
+            "0 (off) or an integer >= 1",
+        )
 
 
 @dataclass(frozen=True)
@@ -46,19 +57,38 @@ class ModelSpec:
     encoder: str = Seq2SeqConfig.encoder
     learning_rate: float = TrainConfig.learning_rate
     clip_norm: float = TrainConfig.clip_norm
+    ticker_embedding: int = 0  # model.ticker_embedding
+    num_tickers: int = 0  # rows of the embedding: the tickers trained on
+    # The decoder's inputs in training: the true previous values (1.0 throughout, the fused
+    # teacher-forced path) or a schedule (training.teacher_forcing) mixing in its own predictions.
+    teacher_forcing: TeacherForcing = TeacherForcing()
 
     def __post_init__(self) -> None:
         _check("window.horizon", self.horizon, _positive_int, "an integer >= 1")
         _check("num_features", self.num_features, _positive_int, "an integer >= 1")
-        Seq2SeqConfig(self.num_units, self.num_layers, self.dropout, self.encoder)
+        Seq2SeqConfig(
+            self.num_units, self.num_layers, self.dropout, self.encoder, self.ticker_embedding
+        )
         for key in ("learning_rate", "clip_norm"):
             value = getattr(self, key)
             _check(f"train.{key}", value, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+        if self.ticker_embedding and not _positive_int(self.num_tickers):
+            raise ConfigError(
+                "model.ticker_embedding needs the tickers to embed: train a global model on a "
+                "panel (data=panel), or set model.ticker_embedding=0."
+            )
 
     @classmethod
     def of(
-        cls, horizon: int, model: Seq2SeqConfig, train: TrainConfig, num_features: int = 1
+        cls,
+        horizon: int,
+        model: Seq2SeqConfig,
+        train: TrainConfig,
+        num_features: int = 1,
+        num_tickers: int = 0,
     ) -> ModelSpec:
+        """The spec of `model` and `train`; the ticker embedding only for a global model
+        (`num_tickers` > 0)."""
         return cls(
             horizon=horizon,
             num_features=num_features,
@@ -68,6 +98,9 @@ class ModelSpec:
             encoder=model.encoder,
             learning_rate=train.learning_rate,
             clip_norm=train.clip_norm,
+            ticker_embedding=model.ticker_embedding if num_tickers else 0,
+            num_tickers=num_tickers if model.ticker_embedding else 0,
+            teacher_forcing=train.teacher_forcing_schedule(),
         )
 
 
