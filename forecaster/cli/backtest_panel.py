@@ -4,7 +4,6 @@ description, the per-series tables, forecasts and data sources as artifacts."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.cli import config
+from forecaster.cli.train_panel import log_panel_source
 from forecaster.evaluation.backtest import FitContext, audit
 from forecaster.evaluation.panel_backtest import (
     WORSE_MARGIN,
@@ -56,21 +56,7 @@ def backtest_panel(
     summary over series. The deep models are global: one fit per fold on every series."""
     data, horizon, bt = settings.data, settings.window.horizon, settings.backtest
     panel = data.load_panel()
-    sources = panel.sources()
-    files = sources.drop_duplicates("file").sort_values("file")
-    # One file is named; many are counted (a tag holds a few thousand characters), each listed
-    # in data/sources.csv, and one digest of their digests says whether the data changed.
-    combined = hashlib.sha256(" ".join(files["sha256"]).encode()).hexdigest()
-    run.set_tags(
-        {
-            "data.files": files["file"].iloc[0] if len(files) == 1 else f"{len(files)} files",
-            "data.sha256": files["sha256"].iloc[0] if len(files) == 1 else combined,
-            "data.tickers": str(len(panel)),
-            "data.first_date": f"{panel.calendar[0]:%Y-%m-%d}",
-            "data.last_date": f"{panel.calendar[-1]:%Y-%m-%d}",
-        }
-    )
-    run.log_frame(sources, "data/sources.csv")
+    log_panel_source(run, panel)
     log.info("%d series (%s); models %s", len(panel), ", ".join(panel.tickers), bt.models)
     per_series_models = {n: f for n, f in factories.items() if n not in DEEP_MODELS}
     result = walk_panel(

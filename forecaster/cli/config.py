@@ -150,9 +150,6 @@ class TrainAppConf:
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     seed: int = 42  # same seed, data and config: same metrics
 
-    def __post_init__(self) -> None:
-        check_single_series(self.data, "train")
-
 
 @dataclass
 class BacktestAppConf:
@@ -173,6 +170,9 @@ class PredictAppConf:
     model_uri: str | None = None  # or any MLflow model URI; default runs:/<run_id>/model
     warm_start: bool = False  # carry the run's final states over the bars after training
     output: str | None = None  # CSV path; default predictions/<run_id>_<last date>.csv
+    # A global model and one price file (data.path): the file's ticker. None: the file's stem.
+    # A ticker the model was not trained on is forecast cold from its own prices.
+    ticker: str | None = None
 
 
 def register() -> None:

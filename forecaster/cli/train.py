@@ -1,4 +1,5 @@
 """`python -m forecaster train`: load, split, fit, evaluate against the naive baseline, log.
+A panel (`data=panel`) trains one global model over every series (forecaster/cli/train_panel.py).
 
 `train(cfg)` does the work and returns the metrics; `main` is the Hydra entry point and returns
 the metric named by `objective.metric`, which sweepers optimise.
@@ -63,6 +64,10 @@ def train(
             OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg, resolve=True)
         )
         settings: config.TrainAppConf = OmegaConf.to_object(cfg)  # checks every value
+        if settings.data.is_panel:
+            from forecaster.cli.train_panel import train_panel
+
+            return train_panel(settings, run)
         _check_objective(settings.objective.metric, settings.train.baselines)
         data, window = settings.data, settings.window
         series = load_prices(data.path, data.date_column, data.price_column)

@@ -81,7 +81,8 @@ class ExportedForecaster:
         p = self.preprocessing
         scaler = p.scaler_for(ticker, prices)
         inputs = encoder_inputs(prices, lookback=p.lookback, scaler=scaler, target=p.target)
-        return self._run(inputs, None, prices, scaler, p.ticker_index(ticker))
+        index, shrinkage = p.ticker_index(ticker), p.shrinkage_for(ticker)
+        return self._run(inputs, None, prices, scaler, index, shrinkage)
 
     def continue_from(
         self, state: NumpyStates, previous_price: float, prices: pd.Series
@@ -106,6 +107,7 @@ class ExportedForecaster:
         prices: pd.Series,
         scaler: Scaler | None = None,  # default: the single-series model's
         ticker_index: int | None = None,
+        shrinkage: float = 1.0,
     ) -> PriceForecast:
         p = self.preprocessing
         scaler = p.scaler if scaler is None else scaler
@@ -114,9 +116,12 @@ class ExportedForecaster:
             feed[self._inputs["ticker_ids"]] = np.array([ticker_index], dtype=np.int32)
         feed.update(state_feed(self._initial_state, initial_state, len(inputs)))
         out = self.session.run(self._outputs, feed)
-        forecast_prices = forecast_to_prices(
-            out["forecast"], np.array([prices.iloc[-1]]), scaler, p.target
-        )[0]
+        origin = float(prices.iloc[-1])
+        forecast_prices = forecast_to_prices(out["forecast"], np.array([origin]), scaler, p.target)[
+            0
+        ]
+        if shrinkage != 1.0:
+            forecast_prices = origin + shrinkage * (forecast_prices - origin)
         dates = None
         if isinstance(prices.index, pd.DatetimeIndex):
             dates = pd.bdate_range(prices.index[-1] + pd.offsets.BDay(1), periods=p.horizon)

@@ -50,6 +50,16 @@ class Preprocessing:
     tickers: list[str] | None = None
     ticker_scalers: list[list[float]] | None = None
     ticker_embedding: int = 0
+    # model.shrinkage: forecast = origin + factor * (model's forecast - origin), per ticker and
+    # for a ticker the model was not trained on.
+    shrinkage: float = 1.0
+    ticker_shrinkage: list[float] | None = None
+
+    def shrinkage_for(self, ticker: str | None) -> float:
+        index = self.ticker_index(ticker)
+        if index is None or index == UNKNOWN_TICKER or self.ticker_shrinkage is None:
+            return self.shrinkage
+        return self.ticker_shrinkage[index]
 
     @property
     def scaler(self) -> Scaler:

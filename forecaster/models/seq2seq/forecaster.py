@@ -22,7 +22,7 @@ import pandas as pd
 
 from forecaster.data.splits import TimeSplit, WindowConfig, check_target, target_offset
 from forecaster.data.windows import forecast_to_prices, make_windows, window_inputs
-from forecaster.errors import DataError
+from forecaster.errors import ConfigError, DataError
 from forecaster.models.base import Forecast, check_fitted, check_origins, check_series
 from forecaster.models.seq2seq.export import Preprocessing, export_model
 from forecaster.models.seq2seq.network import Seq2SeqModel
@@ -44,6 +44,12 @@ class Seq2SeqForecaster:
         checkpoint_dir: str | Path | None = None,
     ) -> None:
         check_target(target)
+        if model is not None and (model.ticker_embedding or model.shrinkage != "none"):
+            raise ConfigError(
+                "model.ticker_embedding and model.shrinkage are settings of the global model over "
+                "a panel (data=panel); a single series takes model.ticker_embedding=0 and "
+                "model.shrinkage=none."
+            )
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
         self.train = train or TrainConfig()

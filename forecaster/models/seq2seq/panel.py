@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.data.panel import Panel, PanelSplit
-from forecaster.data.panel_windows import make_panel_windows
+from forecaster.data.panel_windows import PanelWindowSet, make_panel_windows
 from forecaster.data.splits import WindowConfig, check_target, target_offset
 from forecaster.data.windows import Scaler, forecast_to_prices, target_series, window_inputs
 from forecaster.models.base import Forecast, check_fitted, check_origins
@@ -32,6 +32,9 @@ from forecaster.models.seq2seq.inputs import UNKNOWN_TICKER
 from forecaster.models.seq2seq.network import Inputs, Seq2SeqModel, TickerInputs
 from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
 from forecaster.training import Callback, EarlyStopping, TrainConfig, Trainer
+
+# Factors toward the random walk `model.shrinkage` chooses from: 0 (the random walk) to 1.
+SHRINKAGE_GRID = np.linspace(0.0, 1.0, 21)
 
 
 class _Windows:
@@ -108,7 +111,47 @@ class GlobalSeq2SeqForecaster:
             _Windows(self._inputs(val.inputs, val.ticker_index), val.targets),
             resume=resume,
         )
+        self.shrinkage_, self.default_shrinkage_ = self._choose_shrinkage(val)
         return self
+
+    def _choose_shrinkage(self, val: PanelWindowSet) -> tuple[dict[str, float], float]:
+        """`model.shrinkage`: the factor(s) toward the random walk that minimise the validation
+        windows' price MAE relative to the random walk's (the geometric mean over series for
+        one global factor, each series' own ratio for per-series factors)."""
+        if self.model.shrinkage == "none":
+            return dict.fromkeys(self.tickers_, 1.0), 1.0
+        scaled = np.concatenate(
+            [
+                self.network_.forecast(
+                    self._inputs(val.inputs[k : k + 4096], val.ticker_index[k : k + 4096])
+                ).forecast
+                for k in range(0, len(val), 4096)
+            ]
+        )
+        model_prices = np.empty_like(val.actual_prices)
+        for index, ticker in enumerate(self.tickers_):
+            rows = val.ticker_index == index
+            model_prices[rows] = forecast_to_prices(
+                scaled[rows], val.origin_prices[rows], self.scalers_[ticker], self.target
+            )
+        origin = val.origin_prices[:, np.newaxis]
+        naive_error = np.abs(val.actual_prices - origin)
+        ratios = np.empty((len(self.tickers_), len(SHRINKAGE_GRID)))
+        for index in range(len(self.tickers_)):
+            rows = val.ticker_index == index
+            for g, a in enumerate(SHRINKAGE_GRID):
+                shrunk = origin[rows] + a * (model_prices[rows] - origin[rows])
+                error = np.abs(val.actual_prices[rows] - shrunk).mean()
+                ratios[index, g] = error / naive_error[rows].mean()
+        overall = float(SHRINKAGE_GRID[np.argmin(np.log(ratios).mean(axis=0))])
+        if self.model.shrinkage == "global":
+            return dict.fromkeys(self.tickers_, overall), overall
+        each = SHRINKAGE_GRID[np.argmin(ratios, axis=1)]
+        return {t: float(a) for t, a in zip(self.tickers_, each, strict=True)}, overall
+
+    def shrinkage_of(self, ticker: str | None) -> float:
+        """The factor toward the random walk `ticker`'s forecasts get (1.0: none)."""
+        return self.shrinkage_.get(ticker, self.default_shrinkage_)
 
     def _prepare_network(self, spec: ModelSpec) -> None:
         """A network in its initial state: the last one reset when the spec, seed, threads and
@@ -158,9 +201,14 @@ class GlobalSeq2SeqForecaster:
         )
         output = self.network_.forecast(self._inputs(values, np.full(len(origins), index)))
         origin_prices = np.asarray(prices, dtype=np.float64)[origins]
+        model_prices = forecast_to_prices(output.forecast, origin_prices, scaler, self.target)
+        shrinkage = self.shrinkage_of(ticker if self.knows(ticker) else None)
+        origin = origin_prices[:, np.newaxis]
         return Forecast(
             origins=origins,
-            prices=forecast_to_prices(output.forecast, origin_prices, scaler, self.target),
+            prices=origin + shrinkage * (model_prices - origin)
+            if shrinkage != 1.0
+            else model_prices,
             encoder_state=output.encoder_final_state,
             decoder_state=output.decoder_final_state,
         )
@@ -188,6 +236,8 @@ class GlobalSeq2SeqForecaster:
             tickers=list(self.tickers_),
             ticker_scalers=[[self.scalers_[t].mean, self.scalers_[t].std] for t in self.tickers_],
             ticker_embedding=self.network_.spec.ticker_embedding,
+            shrinkage=self.default_shrinkage_,
+            ticker_shrinkage=[self.shrinkage_[t] for t in self.tickers_],
         )
         network = self.network_
         return export_model(network.spec, network.get_weights(), preprocessing, path)

@@ -15,6 +15,7 @@ from forecaster.training.teacher_forcing import TeacherForcing
 
 # How the encoder runs over time (forecaster.models.seq2seq.lstm): the same numbers either way.
 ENCODERS = ("fused", "while_loop")
+SHRINKAGE = ("none", "global", "per_series")
 
 
 @dataclass
@@ -31,6 +32,11 @@ class Seq2SeqConfig:
     # values, to every encoder and decoder step (0: none). A ticker the model was not trained on
     # gets the mean of the trained tickers' vectors.
     ticker_embedding: int = 0
+    # A global model: shrink each forecast toward the random walk, price = origin + a * (model's
+    # price - origin), with a in [0, 1] chosen on the validation windows by price MAE relative to
+    # the random walk: "none" (a = 1), "global" (one a), "per_series" (one a per ticker; a new
+    # ticker gets the global one).
+    shrinkage: str = "none"
 
     def __post_init__(self) -> None:
         _check("model.num_units", self.num_units, _positive_int, "an integer >= 1")
@@ -43,6 +49,7 @@ class Seq2SeqConfig:
             lambda v: v == 0 or _positive_int(v),
             "0 (off) or an integer >= 1",
         )
+        _check("model.shrinkage", self.shrinkage, lambda v: v in SHRINKAGE, f"one of {SHRINKAGE}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,11 @@ class ModelSpec:
         _check("window.horizon", self.horizon, _positive_int, "an integer >= 1")
         _check("num_features", self.num_features, _positive_int, "an integer >= 1")
         Seq2SeqConfig(
-            self.num_units, self.num_layers, self.dropout, self.encoder, self.ticker_embedding
+            self.num_units,
+            self.num_layers,
+            self.dropout,
+            self.encoder,
+            ticker_embedding=self.ticker_embedding,
         )
         for key in ("learning_rate", "clip_norm"):
             value = getattr(self, key)
