@@ -12,13 +12,14 @@ import pytest
 
 from forecaster.data.io import PriceSeries
 from forecaster.data.panel import Panel, PanelSplit
+from forecaster.data.panel_windows import make_panel_windows
 from forecaster.data.splits import WindowConfig
 from forecaster.errors import ConfigError
 from forecaster.evaluation.backtest import BacktestConfig
 from forecaster.evaluation.panel_backtest import fit_cut, walk_panel
 from forecaster.models import create
 from forecaster.models.seq2seq.network import Seq2SeqModel, TickerInputs
-from forecaster.models.seq2seq.panel import GlobalSeq2SeqForecaster
+from forecaster.models.seq2seq.panel import GlobalSeq2SeqForecaster, _undo_mean
 from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
 from forecaster.training import TrainConfig
 from forecaster.training.teacher_forcing import TeacherForcing
@@ -49,10 +50,10 @@ def sample_panel() -> Panel:
     return panel_of(A=walk(dates, 0, 0.001), B=walk(dates, 1), C=walk(dates[20:], 2, -0.001))
 
 
-def global_model(embedding: int = 4, **train) -> GlobalSeq2SeqForecaster:
+def global_model(embedding: int = 4, demean: bool = True, **train) -> GlobalSeq2SeqForecaster:
     return GlobalSeq2SeqForecaster(
         window=WINDOW,
-        model=Seq2SeqConfig(num_units=6, ticker_embedding=embedding),
+        model=Seq2SeqConfig(num_units=6, ticker_embedding=embedding, demean=demean),
         train=replace(TRAIN, **train),
         seed=3,
     )
@@ -301,3 +302,23 @@ def test_a_fit_cut_leaves_out_series_too_short_to_train_on():
     fitted, split, left_out = fit_cut(panel, cut, BacktestConfig(), 10, HORIZON, "log_return")
     assert fitted.tickers == ["A"] and left_out == ["LATE"]
     assert fitted.prices("A").index[-1] == dates[170] == split.val_end
+
+
+def test_without_demeaning_each_series_is_scaled_by_its_training_std_only():
+    panel = sample_panel()
+    with global_model(demean=False) as model:
+        model.fit_panel(panel, SPLIT)
+        for ticker in panel.tickers:
+            train = panel.prices(ticker).loc[: SPLIT.train_end].to_numpy()
+            returns = np.log(train[1:] / train[:-1])
+            assert model.scalers_[ticker].mean == 0.0
+            assert model.scalers_[ticker].std == pytest.approx(returns.std(), rel=1e-12)
+        dataset = make_panel_windows(panel, SPLIT, lookback=10, horizon=HORIZON, stride=2)
+        windows = _undo_mean(dataset.part("train"), dataset)
+        first = windows.ticker_index == 1
+        raw = windows.inputs[first][0, :, 0] * model.scalers_["B"].std
+        prices = panel.prices("B").to_numpy()
+        origin = windows.origin_index[first][0]
+        np.testing.assert_allclose(
+            raw, np.diff(np.log(prices[origin - 10 : origin + 1])), atol=1e-6
+        )

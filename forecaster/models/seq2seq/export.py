@@ -50,6 +50,7 @@ class Preprocessing:
     tickers: list[str] | None = None
     ticker_scalers: list[list[float]] | None = None
     ticker_embedding: int = 0
+    demean: bool = True  # model.demean: a new ticker's scaler keeps its mean at 0 when false
     # model.shrinkage: forecast = origin + factor * (model's forecast - origin), per ticker and
     # for a ticker the model was not trained on.
     shrinkage: float = 1.0
@@ -81,7 +82,8 @@ class Preprocessing:
         if index is None:
             return self.scaler
         if index == UNKNOWN_TICKER:
-            return Scaler.fit(target_series(prices, self.target).to_numpy())
+            scaler = Scaler.fit(target_series(prices, self.target).to_numpy())
+            return scaler if self.demean else Scaler(0.0, scaler.std)
         return Scaler(*self.ticker_scalers[index])
 
     @classmethod

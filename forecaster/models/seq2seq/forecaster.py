@@ -44,11 +44,13 @@ class Seq2SeqForecaster:
         checkpoint_dir: str | Path | None = None,
     ) -> None:
         check_target(target)
-        if model is not None and (model.ticker_embedding or model.shrinkage != "none"):
+        if model is not None and (
+            model.ticker_embedding or model.shrinkage != "none" or not model.demean
+        ):
             raise ConfigError(
-                "model.ticker_embedding and model.shrinkage are settings of the global model over "
-                "a panel (data=panel); a single series takes model.ticker_embedding=0 and "
-                "model.shrinkage=none."
+                "model.ticker_embedding, model.shrinkage and model.demean are settings of the "
+                "global model over a panel (data=panel); a single series takes their defaults "
+                "(0, none, true)."
             )
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Self
 
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.data.panel import Panel, PanelSplit
-from forecaster.data.panel_windows import PanelWindowSet, make_panel_windows
+from forecaster.data.panel_windows import PanelDataset, PanelWindowSet, make_panel_windows
 from forecaster.data.splits import WindowConfig, check_target, target_offset
 from forecaster.data.windows import Scaler, forecast_to_prices, target_series, window_inputs
 from forecaster.models.base import Forecast, check_fitted, check_origins
@@ -47,10 +48,23 @@ class _Windows:
         return len(self.targets)
 
 
-def cold_scaler(prices: pd.Series, last: int, target: str) -> Scaler:
+def cold_scaler(prices: pd.Series, last: int, target: str, demean: bool = True) -> Scaler:
     """The scaler of a series the model was not trained on: fitted on its own target values up
-    to position `last` (an origin), nothing later."""
-    return Scaler.fit(target_series(prices.iloc[: last + 1], target).to_numpy())
+    to position `last` (an origin), nothing later (its mean kept at 0 unless `demean`)."""
+    scaler = Scaler.fit(target_series(prices.iloc[: last + 1], target).to_numpy())
+    return scaler if demean else Scaler(0.0, scaler.std)
+
+
+def _undo_mean(windows: PanelWindowSet, dataset: PanelDataset) -> PanelWindowSet:
+    """`windows` scaled by each series' std only: (v - mean) / std + mean / std."""
+    scalers = [dataset.scalers[t] for t in dataset.tickers]
+    shift = np.array([s.mean / s.std for s in scalers], dtype=np.float32)
+    rows = shift[windows.ticker_index]
+    return replace(
+        windows,
+        inputs=windows.inputs + rows[:, np.newaxis, np.newaxis],
+        targets=windows.targets + rows[:, np.newaxis],
+    )
 
 
 class GlobalSeq2SeqForecaster:
@@ -93,9 +107,12 @@ class GlobalSeq2SeqForecaster:
             target=self.target,
         )
         self.tickers_ = dataset.tickers
-        self.scalers_ = dataset.scalers
         self.split_ = split
         train, val = dataset.part("train"), dataset.part("val")
+        self.scalers_ = dataset.scalers
+        if not self.model.demean:
+            self.scalers_ = {t: Scaler(0.0, s.std) for t, s in self.scalers_.items()}
+            train, val = _undo_mean(train, dataset), _undo_mean(val, dataset)
         spec = ModelSpec.of(w.horizon, self.model, self.train, num_tickers=len(self.tickers_))
         self._prepare_network(spec)
         self.network_.steps_per_epoch = math.ceil(len(train) / self.train.batch_size)
@@ -195,7 +212,8 @@ class GlobalSeq2SeqForecaster:
         if self.knows(ticker):
             scaler, index = self.scalers_[ticker], self.tickers_.index(ticker)
         else:
-            scaler, index = cold_scaler(prices, int(origins[0]), self.target), UNKNOWN_TICKER
+            scaler = cold_scaler(prices, int(origins[0]), self.target, self.model.demean)
+            index = UNKNOWN_TICKER
         values = window_inputs(
             prices, origins, lookback=self.window.lookback, scaler=scaler, target=self.target
         )
@@ -236,6 +254,7 @@ class GlobalSeq2SeqForecaster:
             tickers=list(self.tickers_),
             ticker_scalers=[[self.scalers_[t].mean, self.scalers_[t].std] for t in self.tickers_],
             ticker_embedding=self.network_.spec.ticker_embedding,
+            demean=self.model.demean,
             shrinkage=self.default_shrinkage_,
             ticker_shrinkage=[self.shrinkage_[t] for t in self.tickers_],
         )

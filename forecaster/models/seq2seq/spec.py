@@ -37,6 +37,10 @@ class Seq2SeqConfig:
     # the random walk: "none" (a = 1), "global" (one a), "per_series" (one a per ticker; a new
     # ticker gets the global one).
     shrinkage: str = "none"
+    # A global model: false scales each series' log returns by their training std only, without
+    # subtracting their training mean, so the model is not handed each series' training drift
+    # to extrapolate.
+    demean: bool = True
 
     def __post_init__(self) -> None:
         _check("model.num_units", self.num_units, _positive_int, "an integer >= 1")
