@@ -237,12 +237,16 @@ def test_a_global_fit_touches_no_date_after_the_validation_cut(embedding):
             for s in panel.series
         }
     )
-    weights = []
+    weights, histories = [], []
     for p in (panel, perturbed):
         with global_model(embedding) as model:
             model.fit_panel(p, SPLIT)
             weights.append(model.network_.get_weights())
+            histories.append(model.history_)
             scalers = model.scalers_
+    # Every epoch's losses, training and validation, and the chosen weights: the same.
+    assert histories[0].train_loss == histories[1].train_loss
+    assert histories[0].val_loss == histories[1].val_loss
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
         np.testing.assert_array_equal(weights[0][name], weights[1][name])
