@@ -7,8 +7,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY, compose_config, compose_train_config
+from conftest import REPO_ROOT, TINY, compose_config, compose_train_config
 from mlflow.tracking import MlflowClient
+from test_predict import readme_python_blocks
 
 from forecaster.cli.predict import predict
 from forecaster.cli.train import train
@@ -107,3 +108,13 @@ def test_the_pyfunc_model_takes_a_ticker_column(trained, tmp_path):
     new = model.predict(aapl.assign(ticker="NEWCO"))
     np.testing.assert_allclose(known["forecast"], cli["forecast"], rtol=1e-12)
     assert len(new) == 5 and np.isfinite(new["forecast"]).all()
+
+
+def test_the_readme_global_model_snippet_runs(trained, monkeypatch):
+    uri, run, _ = trained
+    monkeypatch.chdir(REPO_ROOT)
+    mlflow.set_tracking_uri(uri)
+    [block] = readme_python_blocks("## One model over many tickers")
+    namespace: dict = {}
+    exec(compile(block.replace("<run_id>", run.info.run_id), "README.md", "exec"), namespace)
+    assert len(namespace["trained"]) == len(namespace["new"]) == 5
