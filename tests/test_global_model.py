@@ -326,3 +326,25 @@ def test_without_demeaning_each_series_is_scaled_by_its_training_std_only():
         np.testing.assert_allclose(
             raw, np.diff(np.log(prices[origin - 10 : origin + 1])), atol=1e-6
         )
+
+
+@pytest.mark.parametrize("command", ["train", "backtest"])
+def test_a_panel_brings_the_global_models_measured_defaults_and_one_series_does_not(command):
+    from conftest import compose_config
+
+    panel = compose_config(command, ["data=panel"])
+    assert (panel.model.ticker_embedding, panel.model.demean, panel.model.shrinkage) == (
+        8,
+        False,
+        "global",
+    )
+    assert panel.window.stride == 5 and panel.train.epochs == 10
+    single = compose_config(command, ["data=sp500"])
+    assert (single.model.ticker_embedding, single.model.demean, single.model.shrinkage) == (
+        0,
+        True,
+        "none",
+    )
+    assert single.window.stride == 1 and single.train.epochs == 30
+    # The command line still wins over the panel's defaults.
+    assert compose_config(command, ["data=panel", "model.demean=true"]).model.demean
