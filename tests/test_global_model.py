@@ -348,3 +348,9 @@ def test_a_panel_brings_the_global_models_measured_defaults_and_one_series_does_
     assert single.window.stride == 1 and single.train.epochs == 30
     # The command line still wins over the panel's defaults.
     assert compose_config(command, ["data=panel", "model.demean=true"]).model.demean
+
+
+def test_a_single_series_model_refuses_the_global_models_keys():
+    for key, value in (("ticker_embedding", 4), ("shrinkage", "global"), ("demean", False)):
+        with pytest.raises(ConfigError, match="settings of the global model over a panel"):
+            create("seq2seq", model=Seq2SeqConfig(**{key: value}))
