@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    from forecaster.cli.signals import exit_status
+    from forecaster.errors import TrainingInterrupted
+
     if command == "predict":
         from forecaster.cli.predict import main as hydra_main
     elif command == "backtest":
@@ -37,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         from forecaster.cli.train import main as hydra_main
 
     sys.argv = [f"{sys.argv[0]} {command}", *rest]
-    hydra_main()
+    try:
+        hydra_main()
+    except TrainingInterrupted as stopped:  # already logged, and the run ended KILLED
+        return exit_status(stopped)
     return 0
 
 

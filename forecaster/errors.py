@@ -23,3 +23,16 @@ class TrainingDivergedError(ForecasterError, RuntimeError):
 
 class NotFittedError(ForecasterError, RuntimeError):
     """A model was asked to forecast before it was fitted."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was asked to stop (Ctrl-C, SIGTERM) and did, at a batch boundary, after writing
+    a checkpoint when it had a checkpoint directory. A `KeyboardInterrupt`, so no `except
+    Exception` swallows it and runs end KILLED; the message says why and where it stopped."""
+
+    def __init__(self, message: str, signal_number: int | None = None) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number  # for the process's exit status (128 + number)
+
+    def __reduce__(self):  # pickled back from a sweep's worker process, number and all
+        return type(self), (str(self), self.signal_number)

@@ -1,9 +1,10 @@
 """A real `mlflow server` on a free loopback port, and headless Chromium to look at its UI.
 
 `mlflow_server(root)` starts this environment's `mlflow server` bound to 127.0.0.1, with a SQLite
-store and proxied artifacts under `root`, waits until `/health` answers and, however the body
-ends, stops the server's whole process group. `runs_view_url` is the experiment's runs table with
-chosen metric columns; `render_dom` and `screenshot` open a page in Debian's headless `chromium`.
+store (or the database given) and proxied artifacts under `root`, waits until `/health` answers
+and, however the body ends, stops the server's whole process group. `runs_view_url` is the
+experiment's runs table with chosen metric columns; `render_dom` and `screenshot` open a page in
+Debian's headless `chromium`.
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def mlflow_server(root: Path, timeout: float = 120.0) -> Iterator[MlflowServer]:
-    """`with mlflow_server(tmp) as server:` a running server, stopped on exit."""
+def mlflow_server(
+    root: Path, timeout: float = 120.0, backend_store_uri: str | None = None
+) -> Iterator[MlflowServer]:
+    """`with mlflow_server(tmp) as server:` a running server, stopped on exit. Its store is
+    `backend_store_uri`, by default a SQLite file under `root`."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://{HOST}:{port}"
@@ -54,7 +58,7 @@ def mlflow_server(root: Path, timeout: float = 120.0) -> Iterator[MlflowServer]:
         "server",
         "--host", HOST,
         "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--backend-store-uri", backend_store_uri or f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination", str(root / "artifacts"),
         "--workers", "1",  # each worker imports all of mlflow: one starts fastest
     ]  # fmt: skip

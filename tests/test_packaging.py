@@ -34,6 +34,7 @@ def expected_wheel_files() -> set[str]:
         f"forecaster/conf/experiment/{p.name}" for p in (REPO_ROOT / "experiments").glob("*.yaml")
     }
     expected |= {f"forecaster/datasets/{p.name}" for p in (REPO_ROOT / "data").glob("*.csv")}
+    expected.add("hydra_plugins/forecaster_launcher/__init__.py")
     return expected
 
 

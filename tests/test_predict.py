@@ -186,3 +186,11 @@ def test_readme_python_training_snippet_runs(tmp_path, monkeypatch):
     assert namespace["forecast"].prices.shape == (750, 5)
     assert (tmp_path / "ckpt" / "latest").read_text() == "epoch-0003"
     namespace["model"].close()
+
+
+def test_a_single_series_model_refuses_a_panel_and_a_ticker(trained):
+    uri, run_id = trained
+    common = [f"run_id={run_id}", f"tracking.uri={uri}"]
+    for overrides in (["data=panel"], ["ticker=AAPL"]):
+        with pytest.raises(ConfigError, match="this model was trained on one series"):
+            predict(compose_config("predict", [*overrides, *common]))

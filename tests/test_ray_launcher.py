@@ -6,6 +6,7 @@ The config is checked at compose time; the slow test runs a sweep on a real clus
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shutil
@@ -28,7 +29,8 @@ RAY = Path(sys.executable).with_name("ray")  # the venv's, so its workers run th
 # Ray replaces 127.0.0.1 with this machine's network address unless told the cluster is one
 # machine; with this the head, the workers and the launching driver talk over loopback only,
 # and send Ray no usage report.
-LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK_ONLY = {LOOPBACK_ENV: "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def compose_with_ray_launcher() -> DictConfig:
@@ -38,7 +40,7 @@ def compose_with_ray_launcher() -> DictConfig:
 def test_ray_launcher_runs_one_single_threaded_job_per_cpu(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     cfg = compose_with_ray_launcher()
-    assert cfg.hydra.launcher._target_.endswith("ray_launcher.RayLauncher")
+    assert cfg.hydra.launcher._target_.endswith("LoopbackRayLauncher")
     assert cfg.hydra.launcher.ray.init.address is None  # start Ray here for the sweep
     assert cfg.hydra.launcher.ray.remote.num_cpus == 1
     assert cfg.train.intra_op_threads == 1
@@ -178,3 +180,88 @@ def test_a_sweep_runs_its_jobs_on_the_ray_cluster(tmp_path, ray_cluster):
         # started the run, and the job's log lines are in the cluster's worker logs.
         assert Path(run.data.tags["mlflow.source.name"]).name == "default_worker.py"
         assert f"run {run.info.run_id}" in worker_output
+
+
+def listening_sockets(root: int) -> set[tuple[str, str]]:
+    """(process name, "address:port") of every TCP socket listening in `root` or any process
+    it started, read from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            names[int(entry.name)] = stat[stat.index("(") + 1 : stat.rindex(")")]
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    family, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        family.add(pid)
+        todo += children.get(pid, [])
+    listening = {}  # socket inode -> address
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                address, port = fields[1].split(":")
+                listening[fields[9]] = f"{decode_address(address, width)}:{int(port, 16)}"
+    found = set()
+    for pid in family:
+        try:
+            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                target = os.readlink(descriptor)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in listening:
+                found.add((names.get(pid, "?"), listening[target[8:-1]]))
+    return found
+
+
+def decode_address(hex_address: str, width: int) -> str:
+    """/proc/net/tcp writes addresses as little-endian 32-bit words in hex."""
+    raw = bytes.fromhex(hex_address)
+    address = ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))
+    return str(getattr(address, "ipv4_mapped", None) or address)  # ::ffff:127.0.0.1 as IPv4
+
+
+def loopback(address: str) -> bool:
+    return ipaddress.ip_address(address.rsplit(":", 1)[0].strip("[]")).is_loopback
+
+
+@pytest.mark.slow
+def test_a_ray_started_for_a_sweep_listens_on_loopback_only(tmp_path):
+    """`launcher=ray` without an address starts Ray itself: not one of its sockets may listen
+    beyond this machine."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # no cluster recorded there
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", LOOPBACK_ENV)}
+    env |= {"RAY_TMPDIR": str(temp_dir), "RAY_USAGE_STATS_ENABLED": "0"}
+    sweep = subprocess.Popen(
+        [
+            sys.executable, "-m", "forecaster", "train", "-m", "launcher=ray", *TINY,
+            f"tracking.uri={uri}", "model.num_units=8,16",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    seen: set[tuple[str, str]] = set()
+    try:
+        while sweep.poll() is None:
+            seen |= listening_sockets(sweep.pid)
+            time.sleep(0.5)
+        output = sweep.stdout.read()
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert sweep.returncode == 0, output[-4000:]
+    names = {name for name, _ in seen}
+    assert {"gcs_server", "raylet"} <= names, seen  # Ray's own servers were seen listening
+    exposed = {(name, at) for name, at in seen if not loopback(at)}
+    assert not exposed
+    assert "starting Ray for this sweep on 127.0.0.1 only" in output

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from forecaster.data.windows import make_dataset
-from forecaster.errors import ConfigError
+from forecaster.errors import ConfigError, TrainingInterrupted
 from forecaster.models.seq2seq.network import Seq2SeqModel
 from forecaster.models.seq2seq.spec import ModelSpec
 from forecaster.training import EarlyStopping, TrainConfig, Trainer, checkpoints
+from forecaster.training.stopping import StopRequest
 
 
 class ScriptedModel:
@@ -169,3 +170,79 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint(windows, tmp_path)
 def test_resuming_without_a_checkpoint_says_so(tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint in"):
         checkpoints.load(tmp_path, ScriptedModel([]))
+
+
+class StopsAfter:
+    """Wraps a model: asks the loop to stop after `steps` train steps, as a signal handler
+    would, from outside the loop."""
+
+    def __init__(self, model, steps: int, request: StopRequest) -> None:
+        self.model, self.steps, self.request = model, steps, request
+
+    def train_step(self, inputs, targets):
+        loss = self.model.train_step(inputs, targets)
+        self.steps -= 1
+        if self.steps == 0:
+            self.request.request("SIGTERM received", 15)
+        return loss
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def test_a_stop_request_inside_an_epoch_checkpoints_there_and_resuming_is_exact(windows, tmp_path):
+    train, val = windows  # 9 batches of 32 per epoch
+    config = TrainConfig(epochs=3, batch_size=32)
+    with network() as straight:
+        expected = Trainer(straight, config, seed=7).fit(train, val)
+        expected_weights = straight.get_weights()
+    request = StopRequest()
+    with network() as interrupted:
+        trainer = Trainer(
+            StopsAfter(interrupted, 9 + 4, request),  # epoch 2, batch 4
+            config,
+            seed=7,
+            checkpoint_dir=tmp_path,
+            stop_request=request,
+        )
+        with pytest.raises(TrainingInterrupted) as stopped:
+            trainer.fit(train, val)
+    assert str(stopped.value) == (
+        "SIGTERM received: training stopped in epoch 2 after batch 4 of 9 "
+        f"(checkpoint {tmp_path / 'epoch-0002-batch-00004'})"
+    )
+    assert stopped.value.signal_number == 15
+    assert (tmp_path / checkpoints.LATEST).read_text() == "epoch-0002-batch-00004"
+    with network() as resumed:
+        history = Trainer(resumed, config, seed=7, checkpoint_dir=tmp_path).fit(
+            train, val, resume=True
+        )
+        weights = resumed.get_weights()
+    assert history.train_loss == expected.train_loss
+    assert history.val_loss == expected.val_loss
+    for name, value in expected_weights.items():
+        np.testing.assert_array_equal(weights[name], value)
+
+
+def test_a_stop_request_without_a_checkpoint_directory_says_nothing_can_resume():
+    request = StopRequest()
+    model = ScriptedModel([1.0, 1.0])
+    trainer = Trainer(
+        StopsAfter(model, 3, request), TrainConfig(epochs=2, batch_size=2), stop_request=request
+    )
+    with pytest.raises(TrainingInterrupted, match=r"in epoch 2 after batch 1 of 2 \(no checkpoint"):
+        trainer.fit(Windows(4), Windows(2))
+
+
+def test_a_stop_request_after_the_last_batch_is_not_lost(tmp_path):
+    request = StopRequest()
+    model = ScriptedModel([1.0])
+    trainer = Trainer(
+        StopsAfter(model, 2, request),
+        TrainConfig(epochs=1, batch_size=2),
+        checkpoint_dir=tmp_path,
+        stop_request=request,
+    )
+    with pytest.raises(TrainingInterrupted, match=r"after epoch 1 \(checkpoint .*epoch-0001\)"):
+        trainer.fit(Windows(4), Windows(2))
+    assert not request.listening

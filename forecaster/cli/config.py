@@ -8,7 +8,8 @@ checking every value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -24,6 +25,7 @@ from forecaster.paths import bundled, workspace
 from forecaster.training.loop import TrainConfig
 
 CONFIG_PATH = "pkg://forecaster.conf"
+MAX_SEED = 2**32 - 1  # numpy's generators take any seed >= 0; TensorFlow's fit in 64 bits
 
 
 @dataclass
@@ -66,16 +68,6 @@ class DataConf:
             price_column=self.price_column,
             ticker_column=self.ticker_column,
             tickers=self.tickers,
-        )
-
-
-def check_single_series(data: DataConf | DictConfig, command: str) -> None:
-    """`command` works on one series: refuse a panel (a typed config or a composed one)."""
-    if data.paths is not None or data.ticker_column is not None:
-        raise ConfigError(
-            f"`{command}` takes one price series, and data names a panel (data.paths or "
-            "data.ticker_column). Fix: give one file with data.path=<csv> (e.g. data=sp500), "
-            "or walk every series of the panel with `python -m forecaster backtest data=panel`."
         )
 
 
@@ -149,6 +141,17 @@ class TrainAppConf:
     eval: EvalConf = field(default_factory=EvalConf)
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     seed: int = 42  # same seed, data and config: same metrics
+    # Each run checkpoints into <checkpoint_dir>/<run id>/ while it trains, so that a stopped
+    # run can be continued (`resume`); the directory is deleted when the run finishes. null: no
+    # checkpoints, nothing to resume.
+    checkpoint_dir: str | None = MISSING
+    resume: str | None = None  # a run id, or `last`: continue that run from its checkpoint
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(
+                f"seed={self.seed!r} is invalid: expected an integer from 0 to {MAX_SEED}."
+            )
 
 
 @dataclass
@@ -175,11 +178,42 @@ class PredictAppConf:
     ticker: str | None = None
 
 
+def check_known_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
+    """Reject a key the schema does not define. Hydra rejects a misspelt key at compose time,
+    but lets `+key=value` append any key; an appended typo must not be ignored silently."""
+    known = {f.name: f for f in fields(schema)}
+    for key in cfg:
+        if key == "hydra" and not prefix:
+            continue  # Hydra's own node, in configs composed with return_hydra_config
+        if key not in known:
+            name = f"{prefix}{key}"
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {prefix}{close[0]}?" if close else ""
+            where = f"the {prefix.rstrip('.')} group's keys" if prefix else "the top-level keys"
+            raise ConfigError(
+                f"unknown config key {name!r}:{hint} {where} are {sorted(known)}. Fix: correct "
+                f"or drop the override (+{name}=... adds a key the code would never read)."
+            )
+        node = cfg[key]
+        default = known[key].default_factory() if callable(known[key].default_factory) else None
+        if isinstance(node, DictConfig) and is_dataclass(default):
+            check_known_keys(node, type(default), f"{prefix}{key}.")
+
+
 def register() -> None:
-    """Register the resolvers and the schemas. Idempotent: entry points and tests call it."""
+    """Register the resolvers, the schemas and our launcher. Idempotent: entry points and tests
+    call it."""
     for name, resolver in (("bundled", bundled), ("workspace", workspace)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
     ConfigStore.instance().store(name="train_schema", node=TrainAppConf)
     ConfigStore.instance().store(name="backtest_schema", node=BacktestAppConf)
     ConfigStore.instance().store(name="predict_schema", node=PredictAppConf)
+    # Hydra finds plugins by scanning the `hydra_plugins` package, which misses one that an
+    # editable install (`pip install -e .`) serves through an import hook: register it by hand.
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.forecaster_launcher import launchers
+
+    for launcher in launchers():
+        Plugins.instance().register(launcher)

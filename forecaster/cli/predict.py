@@ -11,6 +11,7 @@ and carry it over every bar since, then forecast.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,12 +33,18 @@ def predict(cfg: DictConfig) -> pd.DataFrame:
     # MLflow and TensorFlow load here, not at import: `--help` and `--cfg job` need neither.
     from forecaster import tracking
     from forecaster.data import load_prices
+    from forecaster.tracking.resume import check_run_id
 
+    config.check_known_keys(cfg, config.PredictAppConf)
     if not cfg.run_id and not cfg.model_uri:
         raise ConfigError("say which model to use: run_id=<MLflow run id> or model_uri=<URI>")
     if cfg.warm_start and not cfg.run_id:
         raise ConfigError("warm_start=true needs run_id=<id>: the states are the run's artifacts")
     is_panel = cfg.data.paths is not None or cfg.data.ticker_column is not None
+    if cfg.run_id:
+        check_run_id(str(cfg.run_id))
+    # Checked before the work, so an unwritable path costs nothing.
+    _check_writable(Path(cfg.output) if cfg.output else Path("predictions") / "x.csv")
     tracking.connect(cfg.tracking.uri)
     model = tracking.load_model(cfg.model_uri or f"runs:/{cfg.run_id}/model")
     trained = model.preprocessing
@@ -70,12 +77,16 @@ def predict(cfg: DictConfig) -> pd.DataFrame:
             )
     frame = forecast.to_frame().drop(columns="state")
     last_date = prices.index[-1]
-    output = Path(cfg.output or f"predictions/{cfg.run_id or 'model'}_{last_date:%Y-%m-%d}.csv")
+    daily = bool((prices.index == prices.index.normalize()).all())
+    stamp = "%Y-%m-%d" if daily else "%Y-%m-%dT%H:%M:%S"  # intraday bars keep their time
+    name = f"{cfg.run_id or 'model'}_{last_date.strftime(stamp).replace(':', '')}.csv"
+    output = Path(cfg.output or Path("predictions") / name)
     output.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output, index=False, date_format="%Y-%m-%d")
+    frame.to_csv(output, index=False, date_format=stamp)
     print(
-        f"{series.path.name} {series.price_column}: {prices.iloc[-1]:.4f} on {last_date:%Y-%m-%d}"
-        f" ({how})\n{frame.to_string(index=False)}\nwritten to {output.resolve()}"
+        f"{series.path.name} {series.price_column}: {prices.iloc[-1]:.4f} on "
+        f"{last_date.strftime(stamp)} ({how})\n{frame.to_string(index=False)}\n"
+        f"written to {output.resolve()}"
     )
     return frame
 
@@ -113,6 +124,25 @@ def _predict_panel(cfg: DictConfig, model) -> pd.DataFrame:
         + f"\n{table.to_string(index=False)}\nwritten to {output.resolve()}"
     )
     return table
+
+
+def _check_writable(output: Path) -> None:
+    key = f"output={output}" if output.name != "x.csv" else f"the default output {output.parent}/"
+    if output.is_dir():
+        raise ConfigError(f"{key} is a directory. Fix: name a CSV file, e.g. output={output}/f.csv")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"{key}: cannot create the directory {output.parent} ({error.strerror}). Fix: "
+            "choose a location you can write to with output=<path>.csv."
+        ) from None
+    writable = os.access(output, os.W_OK) if output.exists() else os.access(output.parent, os.W_OK)
+    if not writable:
+        raise ConfigError(
+            f"{key}: {output if output.exists() else output.parent} is not writable. Fix: "
+            "choose a location you can write to with output=<path>.csv."
+        )
 
 
 def _warm_start(run_id: str, model, prices: pd.Series) -> tuple[PriceForecast, str]:

@@ -3,16 +3,21 @@
 The parent is created in the launching process before any job starts and summarised when all
 have ended; each job finds it by the sweep directory (`tracking.sweeps.find_sweep`), so this
 works with any launcher, in-process, parallel or on a cluster, as long as jobs reach the
-tracking store.
+tracking store. A sweep stopped before its end (Ctrl-C, SIGTERM, an error in the launcher) never
+reaches `on_multirun_end`: its parent is then summarised and ended KILLED, with the reason, as
+the launching process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from forecaster.cli import signals
 
 
 def sweep_dir(directory: str) -> str:
@@ -23,6 +28,7 @@ def sweep_dir(directory: str) -> str:
 class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
+        self.config: DictConfig | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from forecaster.tracking.sweeps import start_sweep  # MLflow: only when a sweep starts
@@ -34,6 +40,8 @@ class MlflowSweepCallback(Callback):
             overrides=list(config.hydra.overrides.task),
             artifact_location=config.tracking.artifact_location,
         )
+        self.config = config
+        atexit.register(self._end_unfinished)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.parent_run_id is not None:
@@ -43,3 +51,21 @@ class MlflowSweepCallback(Callback):
             finish_sweep(
                 config.tracking.uri, self.parent_run_id, objective.metric, objective.direction
             )
+            self.parent_run_id = None
+
+    def _end_unfinished(self) -> None:
+        if self.parent_run_id is None:
+            return
+        from forecaster.tracking.sweeps import finish_sweep
+
+        cause = f"{signals.received[0]} received" if signals.received else "an error"
+        objective = self.config.objective
+        finish_sweep(
+            self.config.tracking.uri,
+            self.parent_run_id,
+            objective.metric,
+            objective.direction,
+            interrupted=f"the sweep stopped before all its jobs had run ({cause}; see the output "
+            "of the command that launched it)",
+        )
+        self.parent_run_id = None

@@ -2,7 +2,9 @@
 A panel (`data=panel`) trains one global model over every series (forecaster/cli/train_panel.py).
 
 `train(cfg)` does the work and returns the metrics; `main` is the Hydra entry point and returns
-the metric named by `objective.metric`, which sweepers optimise.
+the metric named by `objective.metric`, which sweepers optimise. `resume=<run id>` (or `last`)
+continues a stopped run from its checkpoint, with the config it started with, into the same
+MLflow run.
 
 TensorFlow, MLflow, pandas and matplotlib are imported inside the functions that use them:
 `--help` and `--cfg job` only compose the config, and should not wait ~10 s for them.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,8 +25,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from forecaster.cli import config
+from forecaster.cli.signals import stop_on_signals
 from forecaster.cli.sweep_callback import sweep_dir
-from forecaster.errors import ConfigError, ForecasterError
+from forecaster.errors import ConfigError, ForecasterError, TrainingInterrupted
+from forecaster.training.stopping import StopRequest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
     from forecaster.evaluation import Evaluation
     from forecaster.models.base import Forecaster
     from forecaster.tracking import TrackedRun
+    from forecaster.tracking.resume import Resumable
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +47,53 @@ def train(
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
+    stop_request: StopRequest | None = None,
+    resume: Resumable | None = None,
 ) -> dict[str, float]:
     """Train, evaluate and log one run; return its metrics. `tracking.run_name` wins over
-    `run_name`; `parent_run_id` makes the run a sweep's child."""
-    from forecaster.data import load_prices, time_split
-    from forecaster.evaluation import evaluate
-    from forecaster.evaluation.plots import forecast_figure, learning_curve_figure
-    from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
-    from forecaster.serving import StreamState
+    `run_name`; `parent_run_id` makes the run a sweep's child; `stop_request` stops training at
+    a batch boundary; `resume` continues that run from its checkpoint."""
+    config.check_known_keys(cfg, config.TrainAppConf)
     from forecaster.tracking import TrackedRun
+    from forecaster.training import checkpoints
 
     tracking = cfg.tracking
-    with TrackedRun(
+    run = TrackedRun(
         tracking.uri,
         tracking.experiment_name,
         artifact_location=tracking.artifact_location,
         run_name=tracking.run_name or run_name,
         tags=tags,
         parent_run_id=parent_run_id,
-    ) as run:
-        run.log_config(
-            OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg, resolve=True)
-        )
+        run_id=resume.run_id if resume else None,
+    )
+    try:
+        metrics = _train(cfg, run, stop_request, resume)
+    except TrainingInterrupted as stopped:
+        if run.checkpoint_dir is not None and (run.checkpoint_dir / checkpoints.LATEST).exists():
+            log.error(
+                "%s. Continue it with: python -m forecaster train resume=%s", stopped, run.run_id
+            )
+        raise
+    if run.checkpoint_dir is not None:
+        shutil.rmtree(run.checkpoint_dir, ignore_errors=True)  # finished: nothing to resume
+    return metrics
+
+
+def _train(
+    cfg: DictConfig, run: TrackedRun, stop_request: StopRequest | None, resume: Resumable | None
+) -> dict[str, float]:
+    from forecaster.data import load_prices, time_split
+    from forecaster.evaluation import evaluate
+    from forecaster.evaluation.plots import forecast_figure, learning_curve_figure
+    from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
+    from forecaster.serving import StreamState
+
+    with run:
+        if resume is None:
+            run.log_config(
+                OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg, resolve=True)
+            )
         settings: config.TrainAppConf = OmegaConf.to_object(cfg)  # checks every value
         if settings.data.is_panel:
             from forecaster.cli.train_panel import train_panel
@@ -82,6 +113,13 @@ def train(
             f"{split.val_end:%Y-%m-%d}",
             len(split.test_origins(window.horizon)),
         )
+        checkpoint_dir = None
+        if resume is not None:
+            checkpoint_dir = resume.checkpoint_dir
+        elif settings.checkpoint_dir is not None:
+            checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
+        if checkpoint_dir is not None:
+            run.record_checkpoint_dir(checkpoint_dir)
         with Seq2SeqForecaster(
             window=window,
             model=settings.model,
@@ -89,11 +127,16 @@ def train(
             target=data.target,
             seed=settings.seed,
             callbacks=[run],
+            checkpoint_dir=checkpoint_dir,
+            stop_request=stop_request,
         ) as model:
-            model.fit(split.train(prices), split.val(prices))
+            model.fit(split.train(prices), split.val(prices), resume=resume is not None)
             evaluation = evaluate(
                 model, prices, split, _baselines(settings), settings.model.quantiles
             )
+            for message in evaluation.warnings.values():
+                log.warning("%s", message)
+            run.set_tags({f"warning.{name}": text for name, text in evaluation.warnings.items()})
             history = model.history_
             metrics = {"best_val_loss": history.best_val_loss} | evaluation.tracked_metrics
             run.log_metrics(metrics | {"best_epoch": history.best_epoch})
@@ -193,31 +236,73 @@ def _describe_last_window(
     }
 
 
+def resume_run(cfg: DictConfig, overrides: list[str], stop_request: StopRequest) -> dict:
+    """Continue the run `cfg.resume` names, with the config it was started with."""
+    from forecaster.tracking.resume import check_run_id, find_resumable
+
+    if cfg.resume != "last":
+        check_run_id(cfg.resume, "resume")
+    others = [o for o in overrides if _key(o) != "resume" and not _key(o).startswith("tracking.")]
+    if others:
+        raise ConfigError(
+            f"resume={cfg.resume} continues a run with the config it started with, so it takes "
+            f"no other overrides; drop {others} (tracking.* may stay, to name the store)."
+        )
+    found = find_resumable(cfg.tracking.uri, cfg.tracking.experiment_name, cfg.resume)
+    run_cfg = OmegaConf.merge(
+        OmegaConf.structured(config.TrainAppConf), OmegaConf.create(found.config_yaml)
+    )
+    run_cfg.tracking = cfg.tracking  # the store it was found in
+    log.info(
+        "resuming run %s (%s, %s) from %s",
+        found.run_id,
+        found.run_name,
+        found.status,
+        found.checkpoint_dir,
+    )
+    return train(run_cfg, stop_request=stop_request, resume=found)
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 @hydra.main(config_path=config.CONFIG_PATH, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    """Returns the objective metric sweepers optimise (NaN for a failed job)."""
+    """Returns the objective metric sweepers optimise (NaN for a failed job). SIGINT and SIGTERM
+    stop training at a batch boundary (`cli.signals`): the run ends KILLED, `TrainingInterrupted`
+    propagates (a sweep stops too) and `python -m forecaster` exits with 128 + the signal."""
     from forecaster.tracking.provenance import run_tags, shown_overrides
     from forecaster.tracking.sweeps import find_sweep
 
     hydra_config = HydraConfig.get()
     overrides = list(hydra_config.overrides.task)
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
-    parent_run_id, common = None, []
-    if in_sweep:
-        parent = find_sweep(
-            cfg.tracking.uri, cfg.tracking.experiment_name, sweep_dir(hydra_config.sweep.dir)
-        )
-        if parent is not None:
-            parent_run_id, common = parent
     try:
-        metrics = train(
-            cfg,
-            # The parent names what all jobs share; a child, what is its own.
-            run_name=" ".join(shown_overrides(overrides, common)) or None,
-            tags=run_tags("train", overrides, cfg.seed),
-            parent_run_id=parent_run_id,
-        )
-        return metrics[cfg.objective.metric]
+        with stop_on_signals(StopRequest()) as stop_request:
+            if cfg.resume is not None:
+                if in_sweep:
+                    raise ConfigError(f"resume={cfg.resume} continues one run: drop -m.")
+                metrics = resume_run(cfg, overrides, stop_request)
+                return metrics[cfg.objective.metric]
+            parent_run_id, common = None, []
+            if in_sweep:
+                parent = find_sweep(
+                    cfg.tracking.uri,
+                    cfg.tracking.experiment_name,
+                    sweep_dir(hydra_config.sweep.dir),
+                )
+                if parent is not None:
+                    parent_run_id, common = parent
+            metrics = train(
+                cfg,
+                # The parent names what all jobs share; a child, what is its own.
+                run_name=" ".join(shown_overrides(overrides, common)) or None,
+                tags=run_tags("train", overrides, cfg.seed),
+                parent_run_id=parent_run_id,
+                stop_request=stop_request,
+            )
+            return metrics[cfg.objective.metric]
     except Exception as error:
         user_error = isinstance(error, ForecasterError)
         if not in_sweep and not user_error:

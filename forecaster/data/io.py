@@ -14,9 +14,9 @@ the fix, usually a config override such as ``data.price_column=Close``.
 
 Policies:
 - Dates must be ISO 8601 (``2010-01-04``, ``2010-01-04 16:00:00``, ``2010-01-04T16:00:00Z``).
-  Formats like ``1/4/1999`` are rejected because day/month order is ambiguous. Timestamps with
-  a UTC offset are converted to UTC and stored naive; timestamps without one are taken as they
-  are (so a file mixing both is read as if the naive ones were UTC).
+  Formats like ``1/4/1999`` are rejected because day/month order is ambiguous. A timestamp with
+  a UTC offset keeps its local date and time (`forecaster.data.timestamps` says why and the one
+  exception).
 - Dates must be strictly increasing: unsorted and duplicate dates are separate errors.
 - Empty price cells (or ``NaN``/``null``/``N/A``...) are common in vendor files for holidays
   and missing bars: those rows are dropped with a warning on the ``forecaster.data.io`` logger
@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecaster.data.timestamps import parse_timestamps
 from forecaster.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
     lines: list[int] = []
     # utf-8-sig drops the byte-order mark that spreadsheet exports put before the header.
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, strict=True)  # an unclosed quote is an error, not a cell
         start = 1
         try:
             for record in reader:
@@ -255,9 +256,12 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
                     lines.append(start)
                 start = reader.line_num + 1
         except (csv.Error, UnicodeDecodeError) as exc:
+            line, reason = start, str(exc)
+            if isinstance(exc, UnicodeDecodeError):  # raised for a whole chunk read ahead
+                line, reason = _undecodable(path)
             raise DataError(
-                f"{path}: cannot be parsed as a UTF-8 comma-separated file near line {start} "
-                f"({exc}). Fix: export the data as a plain CSV or point data.path=... at one."
+                f"{path}: cannot be parsed as a UTF-8 comma-separated file near line {line} "
+                f"({reason}). Fix: export the data as a plain CSV or point data.path=... at one."
             ) from None
     if not records:
         raise DataError(
@@ -279,6 +283,17 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
                 "commas)."
             )
     return header, records[1:], np.array(lines[1:])
+
+
+def _undecodable(path: Path) -> tuple[int, str]:
+    """The line of the first byte that is not UTF-8, and that byte."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")  # a byte-order mark is UTF-8 too: positions count from byte 0
+    except UnicodeDecodeError as error:
+        start = error.start
+        return raw.count(b"\n", 0, start) + 1, f"byte {raw[start : start + 1]!r} is not UTF-8"
+    return 1, "not UTF-8"
 
 
 def _choose_price_column(
@@ -335,7 +350,8 @@ def prices_from_frame(
         return f"{source}: row {i}"
 
     raw_prices = frame[price_column].to_numpy(dtype=object)
-    prices, missing = _parse_prices(where, price_column, np.array([str(v) for v in raw_prices]))
+    cells = np.array([str(v) for v in raw_prices], dtype=object)
+    prices, missing = _parse_prices(where, price_column, cells)
     if missing.any():
         i = int(np.argmax(missing))
         raise DataError(
@@ -354,10 +370,10 @@ def prices_from_frame(
 
 
 def _parse_dates(where, column: str, raw: np.ndarray) -> np.ndarray:
-    """Parse ISO 8601 dates to naive UTC and check they strictly increase. `where(i)` names
-    row i of the source (a CSV line, a frame row)."""
-    parsed = pd.to_datetime(pd.Series(raw), format="ISO8601", utc=True, errors="coerce")
-    bad = parsed.isna().to_numpy()
+    """Parse ISO 8601 dates (`timestamps.parse_timestamps`) and check they strictly increase.
+    `where(i)` names row i of the source (a CSV line, a frame row)."""
+    dates = parse_timestamps(raw)
+    bad = np.isnat(dates)
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(
@@ -365,7 +381,6 @@ def _parse_dates(where, column: str, raw: np.ndarray) -> np.ndarray:
             "date such as 2010-01-04 or 2010-01-04 16:00:00. Fix: correct that cell, or set "
             "data.date_column=<name> if the dates are in another column."
         )
-    dates = parsed.dt.tz_localize(None).to_numpy()
     step = np.diff(dates)
     backwards = np.flatnonzero(step < np.timedelta64(0))
     repeats = np.flatnonzero(step == np.timedelta64(0))

@@ -189,8 +189,10 @@ def forecast_to_prices(
     values = scaler.inverse_transform(scaled_forecast)
     if target == "price":
         return values
-    # Returns compound from the origin: p_{t+k} = p_t * exp(r_{t+1} + ... + r_{t+k}).
-    return origin_prices[:, np.newaxis] * np.exp(np.cumsum(values, axis=1))
+    # Returns compound from the origin: p_{t+k} = p_t * exp(r_{t+1} + ... + r_{t+k}). An
+    # overflow gives inf, which the callers report with what to do about it.
+    with np.errstate(over="ignore"):
+        return origin_prices[:, np.newaxis] * np.exp(np.cumsum(values, axis=1))
 
 
 def pad_windows(windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@ forecast quantiles also as distributions (`evaluation.probabilistic`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.data.splits import TimeSplit
+from forecaster.errors import TrainingDivergedError
 from forecaster.evaluation.metrics import METRIC_NAMES, forecast_metrics, mase_scale
 from forecaster.evaluation.probabilistic import PROBABILISTIC_METRIC_NAMES, score_quantiles
 from forecaster.models import PROBABILISTIC_BASELINES
@@ -18,6 +20,10 @@ from forecaster.models.baselines import NaiveForecaster
 
 REFERENCE = "naive"  # the random walk: always scored, the bar every model must clear
 MODEL = "model"  # the evaluated forecaster's name in tables and figures
+
+# A warning when one bar makes up more than this share of what a metric sums: the metric then
+# describes that bar (often a data error), not the model.
+DOMINANT_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,8 @@ class Evaluation:
     baseline_forecasts: dict[str, Forecast] = field(default_factory=dict)
     # One row per probabilistic model (MODEL or a baseline's name) and step: the interval scores.
     intervals_by_step: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Tracked metric name -> why one bar, named, decides its value (`single_bar_warnings`).
+    warnings: dict[str, str] = field(default_factory=dict)
 
     @property
     def probabilistic_forecasts(self) -> dict[str, Forecast]:
@@ -94,6 +102,7 @@ def evaluate(
     scale = mase_scale(split.train(prices))
 
     forecast = forecaster.predict(prices, origins)
+    _check_finite(forecast, prices)
     others = {REFERENCE: NaiveForecaster(horizon), **(baselines or {})}
     baseline_forecasts = {
         name: model.fit(split.train(prices), split.val(prices)).predict(prices, origins)
@@ -115,11 +124,88 @@ def evaluate(
         for name, scores in intervals.items()
         for k, row in enumerate(scores.by_step())
     ]
-    return Evaluation(
-        forecast,
-        actual,
-        metrics.pop(MODEL),
-        metrics,
-        baseline_forecasts,
-        pd.DataFrame(steps),
+    evaluation = Evaluation(
+        forecast, actual, metrics.pop(MODEL), metrics, baseline_forecasts, pd.DataFrame(steps)
+    )
+    tracked = evaluation.tracked_metrics
+    not_finite = [name for name, value in tracked.items() if not np.isfinite(value)]
+    if not_finite:
+        raise TrainingDivergedError(
+            f"test metrics {not_finite} are not finite ({[tracked[n] for n in not_finite]}); "
+            "the prices are too large or too small for float64 arithmetic. Fix: rescale the "
+            "price column (e.g. divide it by a power of 10) in data.path."
+        )
+    naive = baseline_forecasts[REFERENCE]
+    warnings = single_bar_warnings(prices, split, forecast, naive, actual)
+    return dataclasses.replace(evaluation, warnings=warnings)
+
+
+def _check_finite(forecast: Forecast, prices: pd.Series) -> None:
+    """A forecast that overflowed (inf) or is NaN means the fitted model is unusable: say so,
+    rather than let it surface as NaN metrics of a FINISHED run."""
+    bad = ~np.isfinite(forecast.prices)
+    if bad.any():
+        row, step = np.argwhere(bad)[0]
+        origin = int(forecast.origins[row])
+        raise TrainingDivergedError(
+            f"the model's test forecasts are not finite ({int(bad.sum())} of {bad.size} values; "
+            f"the first is {forecast.prices[row, step]} for step {step + 1} from the bar of "
+            f"{_bar(prices, origin)}): the fitted model diverged although its losses stayed "
+            "finite. Fix: lower train.learning_rate (or train.clip_norm)."
+        )
+
+
+def single_bar_warnings(
+    prices: pd.Series,
+    split: TimeSplit,
+    forecast: Forecast,
+    naive: Forecast,
+    actual: np.ndarray,
+) -> dict[str, str]:
+    """Metrics that one bar decides. MASE divides by the training prices' mean one-step move,
+    which a single outlier there inflates (MASE near 0); RMSE squares errors, so one wild test
+    bar can make it (and the skill) whatever that bar says."""
+    warnings = {}
+    p = np.asarray(prices, dtype=np.float64)
+    moves = np.abs(np.diff(p[: split.train_stop]))
+    # A bar's part: the moves into and out of it (a one-bar spike makes both).
+    around = np.concatenate([moves, [0.0]]) + np.concatenate([[0.0], moves])
+    share, bar = _largest_share(around, total=float(np.sum(moves)))
+    if share > DOMINANT_SHARE:
+        warnings["test_mase"] = (
+            f"test_mase, naive_test_mase: the moves into and out of the training bar of "
+            f"{_bar(prices, bar)} (price {p[bar]:.6g}) are {share:.1%} of the training prices' "
+            "one-step moves, which scale MASE: this one bar decides the metric. Check that bar "
+            "in the data."
+        )
+    for name, predicted in (("test_rmse", forecast), ("naive_test_rmse", naive)):
+        targets = forecast.origins[:, np.newaxis] + np.arange(1, forecast.prices.shape[1] + 1)
+        errors = np.abs(predicted.prices - actual)
+        largest = errors.max()
+        if largest == 0:
+            continue
+        # Squared error summed per target bar (scaled first: prices near 1e300 must not overflow).
+        per_bar = np.bincount(targets.ravel(), weights=((errors / largest) ** 2).ravel())
+        share, bar = _largest_share(per_bar)
+        if share > DOMINANT_SHARE:
+            warnings[name] = (
+                f"{name}: the bar of {_bar(prices, bar)} (price {p[bar]:.6g}) makes up "
+                f"{share:.1%} of the squared forecast error: this one bar decides the metric "
+                "(and test_rmse_skill). Check that bar in the data."
+            )
+    return warnings
+
+
+def _largest_share(values: np.ndarray, total: float | None = None) -> tuple[float, int]:
+    total = float(np.sum(values)) if total is None else total
+    if not total > 0:
+        return 0.0, 0
+    i = int(np.argmax(values))
+    return float(values[i]) / total, i
+
+
+def _bar(prices: pd.Series, position: int) -> str:
+    label = prices.index[position]
+    return (
+        f"{label:%Y-%m-%d %H:%M}".removesuffix(" 00:00") if hasattr(label, "hour") else str(label)
     )

@@ -51,13 +51,22 @@ def forecast_metrics(
     start = origin[:, np.newaxis]
     return {
         "mae": mae,
-        "rmse": float(np.sqrt(np.mean(abs_err**2))),
+        "rmse": _rms(abs_err),
         "smape": float(np.mean(smape_cells)),
         "mase": mae / float(mase_scale),
         "directional_accuracy": float(
             np.mean(np.sign(forecast - start) == np.sign(actual - start))
         ),
     }
+
+
+def _rms(values: np.ndarray) -> float:
+    """Root mean square, computed on values scaled by their largest so that squaring cannot
+    overflow (prices near 1e300 give a finite RMSE)."""
+    largest = float(np.max(values))
+    if largest == 0:
+        return 0.0
+    return largest * float(np.sqrt(np.mean((values / largest) ** 2)))
 
 
 def mase_scale(train_prices: np.ndarray) -> float:

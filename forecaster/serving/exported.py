@@ -16,6 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from forecaster.data.io import prices_from_frame
+from forecaster.data.timestamps import future_dates
 from forecaster.data.windows import (
     Scaler,
     continuation_inputs,
@@ -37,7 +38,9 @@ TICKER_COLUMN = "ticker"  # a global model's input: which series the prices are
 @dataclass(frozen=True)
 class PriceForecast:
     prices: np.ndarray  # [horizon] forecast prices
-    dates: pd.DatetimeIndex | None  # the next `horizon` business days, when dates are known
+    # The next `horizon` timestamps, spaced as the input was (`data.timestamps.future_dates`),
+    # when it was dated.
+    dates: pd.DatetimeIndex | None
     encoder_final_state: NumpyStates  # batch of 1; what the decoder started from
     decoder_final_state: NumpyStates
 
@@ -82,13 +85,18 @@ class ExportedForecaster:
         scaler = p.scaler_for(ticker, prices)
         inputs = encoder_inputs(prices, lookback=p.lookback, scaler=scaler, target=p.target)
         index, shrinkage = p.ticker_index(ticker), p.shrinkage_for(ticker)
-        return self._run(inputs, None, prices, scaler, index, shrinkage)
+        return self._run(inputs, None, prices, None, scaler, index, shrinkage)
 
     def continue_from(
-        self, state: NumpyStates, previous_price: float, prices: pd.Series
+        self,
+        state: NumpyStates,
+        previous_price: float,
+        prices: pd.Series,
+        previous_date: pd.Timestamp | None = None,
     ) -> PriceForecast:
         """Warm start: carry `state` (the encoder's state after the bar that closed at
-        `previous_price`) over the new bars `prices`, then forecast from the last one."""
+        `previous_price`, on `previous_date` when known) over the new bars `prices`, then
+        forecast from the last one."""
         p = self.preprocessing
         if p.tickers is not None:
             raise DataError(
@@ -98,13 +106,17 @@ class ExportedForecaster:
         inputs = continuation_inputs(
             prices, previous_price=previous_price, scaler=p.scaler, target=p.target
         )
-        return self._run(inputs, state, prices, p.scaler, None)
+        dates = prices.index
+        if previous_date is not None and isinstance(dates, pd.DatetimeIndex):
+            dates = dates.insert(0, previous_date)  # the spacing of the series, from 2 bars on
+        return self._run(inputs, state, prices, dates)
 
     def _run(
         self,
         inputs: np.ndarray,
         initial_state: NumpyStates | None,
         prices: pd.Series,
+        dates: pd.Index | None = None,
         scaler: Scaler | None = None,  # default: the single-series model's
         ticker_index: int | None = None,
         shrinkage: float = 1.0,
@@ -117,14 +129,23 @@ class ExportedForecaster:
         feed.update(state_feed(self._initial_state, initial_state, len(inputs)))
         out = self.session.run(self._outputs, feed)
         origin = float(prices.iloc[-1])
-        forecast_prices = forecast_to_prices(out["forecast"], np.array([origin]), scaler, p.target)[
-            0
-        ]
+        forecast_prices = forecast_to_prices(out["forecast"], np.array([origin]), scaler, p.target)
+        forecast_prices = forecast_prices[0]
+        if not np.all(np.isfinite(forecast_prices)):
+            dated = isinstance(prices.index, pd.DatetimeIndex)
+            last = f" on {prices.index[-1]}" if dated else ""
+            raise DataError(
+                f"the forecast from the last bar{last} (price {origin!r}) is not finite "
+                f"({forecast_prices.tolist()}): the model's output overflowed on this input. "
+                "Fix: check the prices for values far outside those the model was trained on."
+            )
         if shrinkage != 1.0:
             forecast_prices = origin + shrinkage * (forecast_prices - origin)
-        dates = None
-        if isinstance(prices.index, pd.DatetimeIndex):
-            dates = pd.bdate_range(prices.index[-1] + pd.offsets.BDay(1), periods=p.horizon)
+        dates = prices.index if dates is None else dates
+        # Dates follow the data's spacing, which takes two dated bars to know.
+        future = None
+        if isinstance(dates, pd.DatetimeIndex) and len(dates) >= 2:
+            future = future_dates(dates, p.horizon)
 
         def states(prefix: str) -> NumpyStates:
             return tuple(
@@ -132,7 +153,7 @@ class ExportedForecaster:
                 for k in range(p.num_layers)
             )
 
-        return PriceForecast(forecast_prices, dates, states("encoder"), states("decoder"))
+        return PriceForecast(forecast_prices, future, states("encoder"), states("decoder"))
 
     def close(self) -> None:
         self.session.close()
@@ -166,4 +187,7 @@ def predict_frame(
     if initial_state is None:
         return forecaster.forecast(prices, ticker).to_frame()
     state = unpack(initial_state, p.num_layers, p.num_units)
-    return forecaster.continue_from(state, float(prices.iloc[0]), prices.iloc[1:]).to_frame()
+    previous_date = prices.index[0] if isinstance(prices.index, pd.DatetimeIndex) else None
+    return forecaster.continue_from(
+        state, float(prices.iloc[0]), prices.iloc[1:], previous_date
+    ).to_frame()

@@ -44,7 +44,7 @@ class OnlineForecaster:
                     f"first one given is dated {prices.index[0]:%Y-%m-%d}"
                 )
         forecast = self.model.continue_from(
-            self._state.encoder_state, self._state.last_price, prices
+            self._state.encoder_state, self._state.last_price, prices, self._state.last_date
         )
         self._state = _state_after(forecast, prices)
         return forecast

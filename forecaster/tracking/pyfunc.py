@@ -89,7 +89,7 @@ class PyfuncForecaster(mlflow.pyfunc.PythonModel):
 
     Input: the training price column (e.g. `Adj Close`), oldest first; optionally the date
     column, as datetimes. Params: optional `initial_state`. See `serving.predict_frame`.
-    Output: columns `step`, `date` (next business days, when dates were given), `forecast`,
+    Output: columns `step`, `date` (spaced as the input's dates, when given), `forecast`,
     `state` (to pass as `initial_state` next time).
     """
 

@@ -1,8 +1,10 @@
 """An MLflow run: created, filled and always ended (FINISHED, or FAILED / KILLED with the reason).
 
-`TrackedRun` is a context manager around one run: it creates the experiment if needed, ends the
-run FINISHED, or FAILED with the reason when the body raises (so no run is left open), and is a
-training callback that logs `train_loss` / `val_loss` per epoch.
+`TrackedRun` is a context manager around one run: it opens the store (`store.open_store`: checked,
+created safely, orphans ended), creates the experiment if needed, ends the run FINISHED, or
+FAILED / KILLED with the reason when the body raises (so no run is left open), and is a training
+callback that logs `train_loss` / `val_loss` per epoch. Given `run_id`, it continues that run
+(a resumed training) without logging again the epochs it already logged.
 """
 
 from __future__ import annotations
@@ -26,27 +28,32 @@ from mlflow.tracking import MlflowClient
 
 import forecaster
 from forecaster.data.io import PriceSeries
+from forecaster.errors import ConfigError
 from forecaster.serving.states import StreamState
 from forecaster.tracking import pyfunc
+from forecaster.tracking.store import (
+    CHECKPOINT_TAG,
+    FAILURE_REASON_TAG,
+    check_artifact_location,
+    open_store,
+    process_tags,
+    sqlite_path,
+)
+from forecaster.training import checkpoints
 from forecaster.training.history import EpochLogs
 from forecaster.training.loop import Trainer
 
 log = logging.getLogger(__name__)
 
-FAILURE_REASON_TAG = "failure_reason"
+PREVIOUS_FAILURE_TAG = "forecaster.previous_failure"  # why a resumed run had stopped
 FINAL_STATES = "final_states"  # states/final_states.npz and .json
 _MAX_TAG_LENGTH = 5000
 
 
 def default_artifact_location(uri: str) -> str | None:
     """`mlartifacts/` beside a SQLite file; None (the server decides) for other stores."""
-    prefix = "sqlite:///"  # then the path: absolute with one more "/", else relative to cwd
-    if not uri.startswith(prefix):
-        return None
-    database = uri[len(prefix) :].split("?", 1)[0]
-    if database in ("", ":memory:"):
-        return None
-    return (Path(database).resolve().parent / "mlartifacts").as_uri()
+    database = sqlite_path(uri)
+    return None if database is None else (database.parent / "mlartifacts").as_uri()
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -62,9 +69,24 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    if not name.strip():
+        raise ConfigError(
+            f"tracking.experiment_name={name!r} is empty. Fix: name the experiment, e.g. "
+            "tracking.experiment_name=forecaster (the default)."
+        )
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise ConfigError(
+                f"tracking.experiment_name={name!r}: that experiment was deleted in this store. "
+                f"Fix: restore it (mlflow experiments restore --experiment-id "
+                f"{experiment.experiment_id}) or choose another tracking.experiment_name."
+            )
         return experiment.experiment_id
+    if artifact_location is not None:
+        check_artifact_location(
+            artifact_location, f"tracking.artifact_location={artifact_location!r}"
+        )
     try:
         return client.create_experiment(name, artifact_location=artifact_location)
     except MlflowException:
@@ -87,6 +109,7 @@ class TrackedRun:
         run_name: str | None = None,
         tags: Mapping[str, str] | None = None,
         parent_run_id: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.uri = uri
         self.experiment_name = experiment_name
@@ -94,25 +117,45 @@ class TrackedRun:
         self.run_name = run_name
         self.tags = dict(tags or {})
         self.parent_run_id = parent_run_id
-        self.run_id: str | None = None
+        self.run_id = run_id  # set: continue that run
+        self.resumed = run_id is not None
+        self.logged_epochs = 0  # epochs this run logged before it was resumed
+        self.checkpoint_dir: Path | None = None
 
     def __enter__(self) -> TrackedRun:
+        client = open_store(self.uri)
         mlflow.set_tracking_uri(self.uri)
-        run = mlflow.start_run(
-            # A run started inside another (a backtest's fold inside the backtest) is its child.
-            nested=mlflow.active_run() is not None,
-            experiment_id=experiment_id(
-                MlflowClient(self.uri), self.experiment_name, self.artifact_location
-            ),
-            run_name=self.run_name,
-            tags=self.tags,
-            parent_run_id=self.parent_run_id,
-        )
-        self.run_id = run.info.run_id
+        if self.resumed:
+            self._continue(client)
+        else:
+            run = mlflow.start_run(
+                # A run started inside another (a backtest's fold inside the backtest) is its child.
+                nested=mlflow.active_run() is not None,
+                experiment_id=experiment_id(client, self.experiment_name, self.artifact_location),
+                run_name=self.run_name,
+                tags=self.tags | process_tags(),
+                parent_run_id=self.parent_run_id,
+            )
+            self.run_id = run.info.run_id
         log.info(
-            "MLflow run %s in experiment %r at %s", self.run_id, self.experiment_name, self.uri
+            "MLflow run %s%s in experiment %r at %s",
+            self.run_id,
+            " (resumed)" if self.resumed else "",
+            self.experiment_name,
+            self.uri,
         )
         return self
+
+    def _continue(self, client: MlflowClient) -> None:
+        """Reopen the run (RUNNING again, this process's tags); keep why it had stopped."""
+        previous = client.get_run(self.run_id)
+        mlflow.start_run(run_id=self.run_id, tags=process_tags())
+        reason = previous.data.tags.get(FAILURE_REASON_TAG)
+        if reason is not None:
+            mlflow.set_tag(PREVIOUS_FAILURE_TAG, reason)
+            client.delete_tag(self.run_id, FAILURE_REASON_TAG)
+        history = client.get_metric_history(self.run_id, "train_loss")
+        self.logged_epochs = max((m.step for m in history), default=0)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None:
@@ -120,7 +163,10 @@ class TrackedRun:
             return False
         status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
         try:
-            reason = f"{exc_type.__name__}: {exc}"
+            reason = f"{exc_type.__name__}: {exc or 'Ctrl-C'}"
+            latest = self.checkpoint_dir and self.checkpoint_dir / checkpoints.LATEST
+            if latest and latest.exists():
+                reason += f". Continue it with: python -m forecaster train resume={self.run_id}"
             mlflow.set_tag(FAILURE_REASON_TAG, reason[:_MAX_TAG_LENGTH])
             mlflow.log_text("".join(traceback.format_exception(exc)), "failure.txt")
         finally:
@@ -147,19 +193,26 @@ class TrackedRun:
             }
         )
 
+    def record_checkpoint_dir(self, directory: Path) -> None:
+        """Where this run's training checkpoints are: what `resume` continues from."""
+        self.checkpoint_dir = directory
+        mlflow.set_tag(CHECKPOINT_TAG, str(directory))
+
     def on_epoch_end(self, trainer: Trainer, logs: EpochLogs) -> None:
+        if logs.epoch <= self.logged_epochs:
+            return  # a resumed run replays, bit for bit, an epoch it logged before it stopped
         metrics = {"train_loss": logs.train_loss, "val_loss": logs.val_loss}
         # Without a validation part there is no val_loss to log (NaN).
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v}, step=logs.epoch)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        mlflow.set_tags({name: text[:_MAX_TAG_LENGTH] for name, text in tags.items()})
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         mlflow.log_metrics(dict(metrics))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         mlflow.log_params(dict(params))
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        mlflow.set_tags(dict(tags))
 
     def set_description(self, markdown: str) -> None:
         """The run's description: the MLflow UI shows it at the top of the run's page."""

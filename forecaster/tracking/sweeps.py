@@ -8,6 +8,7 @@ directory; when all jobs have ended the parent gets the table of every child and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -16,15 +17,18 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from forecaster.evaluation.plots import sweep_figure
 from forecaster.tracking.provenance import shown_overrides
-from forecaster.tracking.run import FAILURE_REASON_TAG, default_artifact_location, experiment_id
+from forecaster.tracking.run import default_artifact_location, experiment_id
+from forecaster.tracking.store import FAILURE_REASON_TAG, open_store, process_tags
 
 log = logging.getLogger(__name__)
 
 SWEEP_DIR_TAG = "forecaster.sweep_dir"
+# Jobs find their parent by a hash of the sweep directory: a directory's own characters (an
+# apostrophe) could not be quoted safely in a search filter.
+SWEEP_KEY_TAG = "forecaster.sweep_key"
 SWEEP_OVERRIDES_TAG = "sweep.overrides"  # JSON list of the sweep command's overrides
 SUMMARY_COLUMNS = (
     "best_val_loss",
@@ -50,27 +54,36 @@ def start_sweep(
     Called in the launching process before any job starts, which also creates a fresh SQLite
     store's schema and the experiment before parallel jobs could race to.
     """
-    client = MlflowClient(uri)
+    client = open_store(uri)
     run = client.create_run(
         experiment_id(client, experiment_name, artifact_location or default_artifact_location(uri)),
         run_name=f"sweep {' '.join(shown_overrides(overrides))}".strip()[:250],
-        tags={SWEEP_DIR_TAG: sweep_dir, SWEEP_OVERRIDES_TAG: json.dumps(overrides)},
+        tags={
+            SWEEP_DIR_TAG: sweep_dir,
+            SWEEP_KEY_TAG: sweep_key(sweep_dir),
+            SWEEP_OVERRIDES_TAG: json.dumps(overrides),
+        }
+        | process_tags(),
     )
     client.log_text(run.info.run_id, "\n".join(overrides) + "\n", "sweep/overrides.txt")
     log.info("sweep parent run %s (%s)", run.info.run_id, sweep_dir)
     return run.info.run_id
 
 
+def sweep_key(sweep_dir: str) -> str:
+    return hashlib.sha256(sweep_dir.encode()).hexdigest()[:32]
+
+
 def find_sweep(uri: str, experiment_name: str, sweep_dir: str) -> tuple[str, list[str]] | None:
     """The parent run of the sweep writing to `sweep_dir`, and the sweep's overrides (how a job,
     in any process or on any machine that reaches the tracking server, finds its parent)."""
-    client = MlflowClient(uri)
+    client = open_store(uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return None
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"tags.`{SWEEP_DIR_TAG}` = '{sweep_dir}'",
+        filter_string=f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key(sweep_dir)}'",
         max_results=1,
     )
     if not runs:
@@ -79,10 +92,16 @@ def find_sweep(uri: str, experiment_name: str, sweep_dir: str) -> tuple[str, lis
 
 
 def finish_sweep(
-    uri: str, parent_run_id: str, objective: str, direction: str = "minimize"
+    uri: str,
+    parent_run_id: str,
+    objective: str,
+    direction: str = "minimize",
+    interrupted: str | None = None,
 ) -> pd.DataFrame:
-    """Summarise the children on the parent (table, plot, best child by `objective`) and end it."""
-    client = MlflowClient(uri)
+    """Summarise the children on the parent (table, plot, best child by `objective`) and end it:
+    FINISHED, FAILED when no child finished, KILLED with the reason `interrupted` when the
+    sweep stopped before all its jobs had run. Children whose process died are ended first."""
+    client = open_store(uri)  # ends the runs of jobs whose worker was killed, with the reason
     parent = client.get_run(parent_run_id)
     columns = list(dict.fromkeys([objective, *SUMMARY_COLUMNS]))
     children = client.search_runs(
@@ -117,8 +136,10 @@ def finish_sweep(
     client.log_metric(
         parent_run_id, "sweep_failed_jobs", int((summary["status"] != "FINISHED").sum())
     )
+    if interrupted is not None:
+        client.set_tag(parent_run_id, FAILURE_REASON_TAG, interrupted)
     if finished.empty:
-        client.set_terminated(parent_run_id, "FAILED")
+        client.set_terminated(parent_run_id, "KILLED" if interrupted else "FAILED")
         return summary
     best = finished.iloc[0]
     client.set_tag(parent_run_id, "best_run_id", best["run_id"])
@@ -126,5 +147,5 @@ def finish_sweep(
     for name in columns:
         if np.isfinite(best[name]):
             client.log_metric(parent_run_id, name, float(best[name]))
-    client.set_terminated(parent_run_id, "FINISHED")
+    client.set_terminated(parent_run_id, "KILLED" if interrupted else "FINISHED")
     return summary

@@ -1,11 +1,14 @@
 """Checkpoints: everything the training loop needs to continue exactly where it stopped.
 
-One checkpoint is a directory `epoch-NNNN/` holding
+One checkpoint is a directory `epoch-NNNN/` (after epoch NNNN) or `epoch-NNNN-batch-BBBBB/`
+(inside epoch NNNN, after batch BBBBB: where a stop request found training) holding
 
     variables.*        every variable of the model (weights, optimiser slots), via the model's
                        own `save_variables` (a TF1 `Saver` for the seq2seq)
     best_weights.npz   the weights of the best validation epoch so far (what `fit` returns)
     state.json         epochs done, the loss history, the best epoch, the shuffling RNG's state
+                       (for a checkpoint inside an epoch: its state when that epoch began, which
+                       gives the epoch's batch order again, and the losses of its batches so far)
 
 and a file `latest` names the newest one. A checkpoint is written into a temporary directory,
 flushed to disk, renamed into place and only then named in `latest` (an atomic replace), so a
@@ -31,7 +34,8 @@ LATEST = "latest"
 VARIABLES = "variables"
 BEST_WEIGHTS = "best_weights.npz"
 STATE = "state.json"
-FORMAT = 1
+FORMAT = 2  # 2 added checkpoints inside an epoch
+READABLE_FORMATS = (1, 2)
 
 
 class Checkpointable(Protocol):
@@ -41,17 +45,33 @@ class Checkpointable(Protocol):
 
 
 @dataclass
+class EpochProgress:
+    """How far training got inside an epoch: the batches done, by their losses."""
+
+    epoch: int  # 1-based, the epoch under way
+    losses: list[float]  # one per batch done
+    batches: int  # batches in the epoch
+
+
+@dataclass
 class TrainingState:
     history: History
     rng_state: dict[str, Any]  # numpy's bit generator state: the next shuffle's order
     best_weights: dict[str, np.ndarray] | None
     stop_requested: bool  # a callback (early stopping) ended training after this epoch
+    partial: EpochProgress | None = None  # set for a checkpoint inside an epoch
+
+    @property
+    def name(self) -> str:
+        if self.partial is None:
+            return f"epoch-{self.history.epochs:04d}"
+        return f"epoch-{self.partial.epoch:04d}-batch-{len(self.partial.losses):05d}"
 
 
 def save(directory: Path, model: Checkpointable, state: TrainingState) -> Path:
-    """Write the checkpoint after epoch `state.history.epochs`; return its directory."""
+    """Write the checkpoint of `state` (after an epoch, or inside one); return its directory."""
     directory.mkdir(parents=True, exist_ok=True)
-    name = f"epoch-{state.history.epochs:04d}"
+    name = state.name
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=directory))
     try:
         model.save_variables(staging / VARIABLES)
@@ -62,6 +82,7 @@ def save(directory: Path, model: Checkpointable, state: TrainingState) -> Path:
             "history": asdict(state.history),
             "rng_state": state.rng_state,
             "stop_requested": state.stop_requested,
+            "partial": None if state.partial is None else asdict(state.partial),
         }
         (staging / STATE).write_text(json.dumps(document))
         for path in staging.iterdir():
@@ -96,8 +117,11 @@ def load(directory: Path, model: Checkpointable) -> TrainingState:
         ) from None
     path = directory / name
     document = json.loads((path / STATE).read_text())
-    if document.get("format") != FORMAT:
-        raise ConfigError(f"{path / STATE} has format {document.get('format')}; need {FORMAT}")
+    if document.get("format") not in READABLE_FORMATS:
+        raise ConfigError(
+            f"{path / STATE} has format {document.get('format')}; this version reads "
+            f"{READABLE_FORMATS}"
+        )
     model.restore_variables(path / VARIABLES)
     best_weights = None
     if (path / BEST_WEIGHTS).exists():
@@ -108,6 +132,7 @@ def load(directory: Path, model: Checkpointable) -> TrainingState:
         rng_state=document["rng_state"],
         best_weights=best_weights,
         stop_requested=document["stop_requested"],
+        partial=EpochProgress(**document["partial"]) if document.get("partial") else None,
     )
 
 

@@ -4,7 +4,8 @@ Like minGPT's Trainer, it trains anything that is `Trainable` and knows no model
 no Hydra; what happens at the end of an epoch beyond that (early stopping, tracking) is a
 callback's business. With a checkpoint directory it writes, after every epoch, all it needs to
 continue exactly where it stopped (`forecaster.training.checkpoints`), and `fit(resume=True)`
-continues from there.
+continues from there. Given a `StopRequest`, it polls it after every batch: once requested, it
+writes a checkpoint where it stands (inside the epoch) and raises `TrainingInterrupted`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from forecaster.errors import ConfigError, TrainingDivergedError
+from forecaster.errors import ConfigError, TrainingDivergedError, TrainingInterrupted
 from forecaster.training import checkpoints
 from forecaster.training.history import EpochLogs, History
 from forecaster.training.precision import check_precision
+from forecaster.training.stopping import StopRequest
 from forecaster.training.teacher_forcing import TeacherForcing
 
 log = logging.getLogger(__name__)
@@ -105,12 +107,14 @@ class Trainer:
         seed: int = 0,
         callbacks: Sequence[Callback] = (),
         checkpoint_dir: str | Path | None = None,
+        stop_request: StopRequest | None = None,
     ) -> None:
         self.model = model
         self.config = config
         self.seed = seed  # the shuffling order; the model seeds its own initialisation
         self.callbacks = list(callbacks)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.stop_request = stop_request or StopRequest()
         self.history = History()
         self._stop = False
 
@@ -121,23 +125,32 @@ class Trainer:
         """Train for `config.epochs` or until a callback stops it. With `val`, the model ends at
         its best validation epoch; without, at its last. `resume=True` continues from the
         checkpoint in `checkpoint_dir` (same data and config) as if never interrupted."""
+        with self.stop_request.listen():
+            return self._fit(train, val, resume)
+
+    def _fit(self, train: Windows, val: Windows | None, resume: bool) -> History:
         rng = np.random.default_rng(self.seed)
         self.history, self._stop = History(), False
-        best_weights = self.model.get_weights() if val is not None else None
+        self.best_weights = self.model.get_weights() if val is not None else None
+        partial = None
         if resume:
             if self.checkpoint_dir is None:
                 raise ConfigError("resuming needs the checkpoint directory of the earlier run")
             state = checkpoints.load(self.checkpoint_dir, self.model)
             self.history, self._stop = state.history, state.stop_requested
             rng.bit_generator.state = state.rng_state
-            best_weights = state.best_weights
+            self.best_weights, partial = state.best_weights, state.partial
         best_val = self.history.best_val_loss if self.history.best_epoch else math.inf
         first = self.history.epochs + 1
         for epoch in range(first, self.config.epochs + 1):
+            self._check_stop_request()
             if self._stop:
                 break
             started = time.perf_counter()
-            train_loss = self._train_epoch(train, rng, epoch)
+            epoch_rng_state = rng.bit_generator.state  # this epoch's order, for a checkpoint
+            order = rng.permutation(len(train))
+            done = partial.losses if partial is not None and partial.epoch == epoch else []
+            train_loss = self._train_epoch(train, order, epoch, done, epoch_rng_state)
             self.history.train_loss.append(train_loss)
             val_loss = math.nan
             if val is not None:
@@ -150,7 +163,7 @@ class Trainer:
                 self.history.val_loss.append(val_loss)
                 if val_loss < best_val:
                     best_val, self.history.best_epoch = val_loss, epoch
-                    best_weights = self.model.get_weights()
+                    self.best_weights = self.model.get_weights()
             logs = EpochLogs(
                 epoch,
                 train_loss,
@@ -176,19 +189,28 @@ class Trainer:
                     self.checkpoint_dir,
                     self.model,
                     checkpoints.TrainingState(
-                        self.history, rng.bit_generator.state, best_weights, self._stop
+                        self.history, rng.bit_generator.state, self.best_weights, self._stop
                     ),
                 )
-        if best_weights is not None:
-            self.model.set_weights(best_weights)
+        self._check_stop_request()  # one that came after the last batch is not lost
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
         return self.history
 
-    def _train_epoch(self, train: Windows, rng: np.random.Generator, epoch: int) -> float:
+    def _train_epoch(
+        self,
+        train: Windows,
+        order: np.ndarray,
+        epoch: int,
+        done: list[float],
+        rng_state: dict,
+    ) -> float:
+        """Train on the batches of `order`, skipping the `len(done)` a checkpoint inside this
+        epoch already trained on (their losses are `done`). `rng_state` gives `order` again."""
         batch_size = self.config.batch_size
-        order = rng.permutation(len(train))
-        losses = []
-        batches = range(0, len(order), batch_size)
-        for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None):
+        losses = list(done)
+        starts = range(0, len(order), batch_size)
+        for start in tqdm(starts[len(done) :], desc=f"epoch {epoch}", leave=False, disable=None):
             rows = order[start : start + batch_size]
             loss = self.model.train_step(train.inputs[rows], train.targets[rows])
             if not math.isfinite(loss):
@@ -198,4 +220,36 @@ class Trainer:
                     f"(or train.clip_norm) and check the data for extreme values."
                 )
             losses.append(loss)
+            if self.stop_request.requested and len(losses) < len(starts):
+                progress = checkpoints.EpochProgress(epoch, losses, len(starts))
+                state = checkpoints.TrainingState(
+                    self.history, rng_state, self.best_weights, False, progress
+                )
+                self._interrupt(state)
         return float(np.mean(losses))
+
+    def _check_stop_request(self) -> None:
+        """Between epochs: the last epoch's checkpoint is where training stands."""
+        if self.stop_request.requested:
+            self._interrupt(None)
+
+    def _interrupt(self, state: checkpoints.TrainingState | None) -> None:
+        """Write `state` (where training stands inside an epoch; None: the last epoch's
+        checkpoint is) and raise `TrainingInterrupted` saying where training stopped."""
+        where = f"after epoch {self.history.epochs}"
+        if state is not None:
+            done = state.partial
+            where = f"in epoch {done.epoch} after batch {len(done.losses)} of {done.batches}"
+        saved = "no checkpoint directory: nothing to resume from"
+        if self.checkpoint_dir is not None:
+            if state is not None:
+                checkpoints.save(self.checkpoint_dir, self.model, state)
+            latest = self.checkpoint_dir / checkpoints.LATEST
+            if latest.exists():
+                saved = f"checkpoint {self.checkpoint_dir / latest.read_text()}"
+            else:
+                saved = "no checkpoint yet"
+        request = self.stop_request
+        raise TrainingInterrupted(
+            f"{request.reason}: training stopped {where} ({saved})", request.signal_number
+        )

@@ -28,6 +28,7 @@ from forecaster.models.seq2seq.export import Preprocessing, export_model
 from forecaster.models.seq2seq.network import Seq2SeqModel
 from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
 from forecaster.training import Callback, EarlyStopping, TrainConfig, Trainer
+from forecaster.training.stopping import StopRequest
 
 
 class Seq2SeqForecaster:
@@ -42,6 +43,7 @@ class Seq2SeqForecaster:
         warm_start: bool = False,
         callbacks: Sequence[Callback] = (),
         checkpoint_dir: str | Path | None = None,
+        stop_request: StopRequest | None = None,
     ) -> None:
         check_target(target)
         if model is not None and (
@@ -61,6 +63,7 @@ class Seq2SeqForecaster:
         self.warm_start = warm_start
         self.callbacks = callbacks  # run-time hooks (tracking), not hyperparameters
         self.checkpoint_dir = checkpoint_dir
+        self.stop_request = stop_request  # asks training to stop at a batch boundary
         self.horizon = self.window.horizon
         self.network_: Seq2SeqModel | None = None
 
@@ -102,6 +105,7 @@ class Seq2SeqForecaster:
             seed=self.seed,
             callbacks=callbacks,
             checkpoint_dir=self.checkpoint_dir,
+            stop_request=self.stop_request,
         )
         self.history_ = trainer.fit(
             windows.train, windows.val if val is not None else None, resume=resume
