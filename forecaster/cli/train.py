@@ -95,10 +95,15 @@ def _train(
                 OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg, resolve=True)
             )
         settings: config.TrainAppConf = OmegaConf.to_object(cfg)  # checks every value
+        checkpoint_dir = None
+        if resume is not None:
+            checkpoint_dir = resume.checkpoint_dir
+        elif settings.checkpoint_dir is not None:
+            checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
         if settings.data.is_panel:
             from forecaster.cli.train_panel import train_panel
 
-            return train_panel(settings, run)
+            return train_panel(settings, run, checkpoint_dir, stop_request, resume is not None)
         _check_objective(settings.objective.metric, settings.train.baselines)
         data, window = settings.data, settings.window
         series = load_prices(data.path, data.date_column, data.price_column)
@@ -113,11 +118,6 @@ def _train(
             f"{split.val_end:%Y-%m-%d}",
             len(split.test_origins(window.horizon)),
         )
-        checkpoint_dir = None
-        if resume is not None:
-            checkpoint_dir = resume.checkpoint_dir
-        elif settings.checkpoint_dir is not None:
-            checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
         if checkpoint_dir is not None:
             run.record_checkpoint_dir(checkpoint_dir)
         with Seq2SeqForecaster(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from forecaster.data.panel import Panel
     from forecaster.tracking import TrackedRun
+    from forecaster.training.stopping import StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,16 @@ def panel_metric_names(baselines: list[str]) -> list[str]:
     ]
 
 
-def train_panel(settings: config.TrainAppConf, run: TrackedRun) -> dict[str, float]:
+def train_panel(
+    settings: config.TrainAppConf,
+    run: TrackedRun,
+    checkpoint_dir: Path | None = None,
+    stop_request: StopRequest | None = None,
+    resume: bool = False,
+) -> dict[str, float]:
+    """Train the global model on `settings.data`'s panel, score it per series, log to `run`
+    (checkpointing into `checkpoint_dir`, stoppable by `stop_request`, continuing the run's
+    checkpoint when `resume`), and return its metrics."""
     import pandas as pd
 
     from forecaster.cli.baselines import baseline
@@ -62,6 +72,8 @@ def train_panel(settings: config.TrainAppConf, run: TrackedRun) -> dict[str, flo
             f"run logs; choose one of {panel_metric_names(settings.train.baselines)}."
         )
     data, window = settings.data, settings.window
+    if checkpoint_dir is not None:
+        run.record_checkpoint_dir(checkpoint_dir)
     panel = data.load_panel()
     log_panel_source(run, panel)
     split = panel_split(panel, window, data.target)
@@ -78,8 +90,10 @@ def train_panel(settings: config.TrainAppConf, run: TrackedRun) -> dict[str, flo
         target=data.target,
         seed=settings.seed,
         callbacks=[run],
+        checkpoint_dir=checkpoint_dir,
+        stop_request=stop_request,
     ) as model:
-        model.fit_panel(panel, split)
+        model.fit_panel(panel, split, resume=resume)
         rows = []
         for ticker in panel.tickers:
             prices = panel.prices(ticker)

@@ -33,6 +33,7 @@ from forecaster.models.seq2seq.inputs import UNKNOWN_TICKER
 from forecaster.models.seq2seq.network import Inputs, Seq2SeqModel, TickerInputs
 from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
 from forecaster.training import Callback, EarlyStopping, TrainConfig, Trainer
+from forecaster.training.stopping import StopRequest
 
 # Factors toward the random walk `model.shrinkage` chooses from: 0 (the random walk) to 1.
 SHRINKAGE_GRID = np.linspace(0.0, 1.0, 21)
@@ -78,6 +79,7 @@ class GlobalSeq2SeqForecaster:
         seed: int = 0,
         callbacks: Sequence[Callback] = (),
         checkpoint_dir: str | Path | None = None,
+        stop_request: StopRequest | None = None,
     ) -> None:
         check_target(target)
         self.window = window or WindowConfig()
@@ -87,6 +89,7 @@ class GlobalSeq2SeqForecaster:
         self.seed = seed
         self.callbacks = callbacks
         self.checkpoint_dir = checkpoint_dir
+        self.stop_request = stop_request  # asks training to stop at a batch boundary
         self.horizon = self.window.horizon
         self.network_: Seq2SeqModel | None = None
 
@@ -122,6 +125,7 @@ class GlobalSeq2SeqForecaster:
             seed=self.seed,
             callbacks=[*self.callbacks, EarlyStopping(self.train.patience)],
             checkpoint_dir=self.checkpoint_dir,
+            stop_request=self.stop_request,
         )
         self.history_ = trainer.fit(
             _Windows(self._inputs(train.inputs, train.ticker_index), train.targets),
