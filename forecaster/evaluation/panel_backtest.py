@@ -223,7 +223,10 @@ def walk_globally(
             started = time.perf_counter()
             with fit_context(name, fold, model):
                 model.fit_panel(fitted, split)
-            share = (time.perf_counter() - started) / len(folds)
+            describe = getattr(model, "describe_fit", None)
+            if describe is not None:
+                progress(f"{name}: fold {k + 1}: {describe()}")
+            share = (time.perf_counter() - started) / len(folds)  # an equal share per series
             for ticker, series_folds in folds.items():
                 if k >= len(series_folds):
                     continue

@@ -170,6 +170,17 @@ class GlobalSeq2SeqForecaster:
         each = SHRINKAGE_GRID[np.argmin(ratios, axis=1)]
         return {t: float(a) for t, a in zip(self.tickers_, each, strict=True)}, overall
 
+    def describe_fit(self) -> str:
+        """The fit in a line: best epoch, and the shrinkage toward the random walk chosen."""
+        check_fitted(self, "network_")
+        line = f"best epoch {self.history_.best_epoch}"
+        if self.model.shrinkage == "global":
+            line += f", shrinkage factor {self.default_shrinkage_:.2f}"
+        elif self.model.shrinkage == "per_series":
+            factors = ", ".join(f"{t} {a:.2f}" for t, a in self.shrinkage_.items())
+            line += f", shrinkage factors {factors} (new tickers {self.default_shrinkage_:.2f})"
+        return line
+
     def shrinkage_of(self, ticker: str | None) -> float:
         """The factor toward the random walk `ticker`'s forecasts get (1.0: none)."""
         return self.shrinkage_.get(ticker, self.default_shrinkage_)
