@@ -335,8 +335,8 @@ def test_a_panel_brings_the_global_models_measured_defaults_and_one_series_does_
     panel = compose_config(command, ["data=panel"])
     assert (panel.model.ticker_embedding, panel.model.demean, panel.model.shrinkage) == (
         8,
-        False,
-        "global",
+        True,
+        "per_series",
     )
     assert panel.window.stride == 5 and panel.train.epochs == 10
     single = compose_config(command, ["data=sp500"])
@@ -347,7 +347,7 @@ def test_a_panel_brings_the_global_models_measured_defaults_and_one_series_does_
     )
     assert single.window.stride == 1 and single.train.epochs == 30
     # The command line still wins over the panel's defaults.
-    assert compose_config(command, ["data=panel", "model.demean=true"]).model.demean
+    assert not compose_config(command, ["data=panel", "model.demean=false"]).model.demean
 
 
 def test_a_single_series_model_refuses_the_global_models_keys():
