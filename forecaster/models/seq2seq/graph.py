@@ -20,6 +20,9 @@ The target is input feature 0; the decoder reads and writes the (scaled) target 
   target k-1; all known up front, so each layer runs over the horizon as one fused sequence op.
 - Decoder, inference: autoregressive. Step k reads the prediction of step k-1; the cell is run
   step by step with the same weights, one fused op per layer and step.
+- Inputs beyond the values (`inputs.py`): a global model's ticker vector appended to every
+  encoder and decoder step, and, with a teacher-forcing schedule below 1.0, a scheduled-sampling
+  decoder whose outputs the training loss then reads.
 """
 
 from __future__ import annotations
