@@ -391,6 +391,36 @@ COMMAND_CASES = [
         "file or directory). Fix: choose a location you can write to with output=<path>.csv.",
     ),
     Case(
+        "predict a panel with a single-series model",
+        ("predict", "tracking.uri={store}", "run_id={run}", "data=panel"),
+        "this model was trained on one series: give it one price file (data.path, e.g. "
+        "data=sp500) and no ticker; a model over many tickers comes from `python -m forecaster "
+        "train data=panel`.",
+    ),
+    Case(
+        "scheduled sampling ratio out of range",
+        (*TRAIN, "train.teacher_forcing=1.5"),
+        "train.teacher_forcing=1.5 is invalid: expected a share of true decoder inputs in [0, 1] "
+        "(1.0: teacher forcing, 0.0: the model's own predictions throughout).",
+    ),
+    Case(
+        "unknown scheduled sampling decay",
+        (*TRAIN, "train.teacher_forcing_decay=cosine"),
+        "train.teacher_forcing_decay='cosine' is invalid: expected one of ('constant', "
+        "'linear', 'inverse_sigmoid').",
+    ),
+    Case(
+        "a global model's key on one series",
+        (*TRAIN, "model.ticker_embedding=4"),
+        "model.ticker_embedding, model.shrinkage and model.demean are settings of the global "
+        "model over a panel (data=panel); a single series takes their defaults (0, none, true).",
+    ),
+    Case(
+        "unknown shrinkage",
+        (*TRAIN, "data=panel", "model.shrinkage=half"),
+        "model.shrinkage='half' is invalid: expected one of ('none', 'global', 'per_series').",
+    ),
+    Case(
         "predict without a model",
         ("predict", "tracking.uri={store}"),
         "say which model to use with one of: run_id=<MLflow run id> (or run_id=latest), "
@@ -400,8 +430,8 @@ COMMAND_CASES = [
         "predict with an appended unknown key",
         ("predict", "tracking.uri={store}", "run_id={run}", "+warmstart=true"),
         "unknown config key 'warmstart': Did you mean warm_start? the top-level keys are "
-        "['data', 'model_uri', 'output', 'overwrite', 'pick', 'run_id', 'sweep', 'tracking', "
-        "'warm_start']. Fix: correct or "
+        "['data', 'model_uri', 'output', 'overwrite', 'pick', 'run_id', 'sweep', 'ticker', "
+        "'tracking', 'warm_start']. Fix: correct or "
         "drop the override (+warmstart=... adds a key the code would never read).",
     ),
 ]

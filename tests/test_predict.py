@@ -219,3 +219,11 @@ def test_a_distributional_run_predicts_and_serves_its_quantiles(tmp_path):
     )
     assert list(served.columns) == columns
     np.testing.assert_allclose(served[columns[2:]], written[columns[2:]], rtol=1e-12)
+
+
+def test_a_single_series_model_refuses_a_panel_and_a_ticker(trained):
+    uri, run_id = trained
+    common = [f"run_id={run_id}", f"tracking.uri={uri}"]
+    for overrides in (["data=panel"], ["ticker=AAPL"]):
+        with pytest.raises(ConfigError, match="this model was trained on one series"):
+            predict(compose_config("predict", [*overrides, *common]))

@@ -71,16 +71,6 @@ class DataConf:
         )
 
 
-def check_single_series(data: DataConf | DictConfig, command: str) -> None:
-    """`command` works on one series: refuse a panel (a typed config or a composed one)."""
-    if data.paths is not None or data.ticker_column is not None:
-        raise ConfigError(
-            f"`{command}` takes one price series, and data names a panel (data.paths or "
-            "data.ticker_column). Fix: give one file with data.path=<csv> (e.g. data=sp500), "
-            "or walk every series of the panel with `python -m forecaster backtest data=panel`."
-        )
-
-
 @dataclass
 class TrackingConf:
     uri: str = MISSING
@@ -169,7 +159,6 @@ class TrainAppConf:
             raise ConfigError(
                 f"seed={self.seed!r} is invalid: expected an integer from 0 to {MAX_SEED}."
             )
-        check_single_series(self.data, "train")
 
 
 @dataclass
@@ -197,6 +186,9 @@ class PredictAppConf:
     # never replaced unless overwrite=true.
     output: str | None = None
     overwrite: bool = False
+    # A global model and one price file (data.path): the file's ticker. None: the file's stem.
+    # A ticker the model was not trained on is forecast cold from its own prices.
+    ticker: str | None = None
 
 
 def check_known_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:

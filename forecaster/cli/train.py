@@ -1,4 +1,5 @@
 """`python -m forecaster train`: load, split, fit, evaluate against the naive baseline, log.
+A panel (`data=panel`) trains one global model over every series (forecaster/cli/train_panel.py).
 
 `train(cfg)` does the work and returns the metrics; `main` is the Hydra entry point and returns
 the metric named by `objective.metric`, which sweepers optimise. `resume=<run id>` (or `last`)
@@ -99,6 +100,15 @@ def _train(
                 OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg, resolve=True)
             )
         settings: config.TrainAppConf = OmegaConf.to_object(cfg)  # checks every value
+        checkpoint_dir = None
+        if resume is not None:
+            checkpoint_dir = resume.checkpoint_dir
+        elif settings.checkpoint_dir is not None:
+            checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
+        if settings.data.is_panel:
+            from forecaster.cli.train_panel import train_panel
+
+            return train_panel(settings, run, checkpoint_dir, stop_request, resume is not None)
         _check_objective(settings.objective.metric, settings.train.baselines)
         data, window = settings.data, settings.window
         series = load_prices(data.path, data.date_column, data.price_column)
@@ -113,11 +123,6 @@ def _train(
             f"{split.val_end:%Y-%m-%d}",
             len(split.test_origins(window.horizon)),
         )
-        checkpoint_dir = None
-        if resume is not None:
-            checkpoint_dir = resume.checkpoint_dir
-        elif settings.checkpoint_dir is not None:
-            checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
         if checkpoint_dir is not None:
             run.record_checkpoint_dir(checkpoint_dir)
         with Seq2SeqForecaster(

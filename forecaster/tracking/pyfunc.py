@@ -32,7 +32,7 @@ import forecaster
 from forecaster.errors import ForecasterError
 from forecaster.evaluation.probabilistic import quantile_column
 from forecaster.models.seq2seq.export import Preprocessing
-from forecaster.serving.exported import ExportedForecaster, forecast_frame
+from forecaster.serving.exported import TICKER_COLUMN, ExportedForecaster, forecast_frame
 
 MODEL_NAME = "model"  # runs:/<run_id>/model
 EXPORTED_MODEL = "exported_model"  # the artifact that holds the exported directory
@@ -64,15 +64,17 @@ def log_model(export_dir: Path, input_example: pd.DataFrame) -> str:
 
 
 def _signature(preprocessing: Preprocessing) -> ModelSignature:
-    """Prices as doubles under the training price column; dates optional, as datetimes."""
+    """Prices as doubles under the training price column; dates optional, as datetimes; for a
+    global model, an optional `ticker` column naming the series."""
+    columns = [
+        ColSpec("datetime", preprocessing.date_column, required=False),
+        ColSpec("double", preprocessing.price_column),
+    ]
+    if preprocessing.tickers is not None:
+        columns.append(ColSpec("string", TICKER_COLUMN, required=False))
     levels = preprocessing.quantile_levels or ()
     return ModelSignature(
-        inputs=Schema(
-            [
-                ColSpec("datetime", preprocessing.date_column, required=False),
-                ColSpec("double", preprocessing.price_column),
-            ]
-        ),
+        inputs=Schema(columns),
         outputs=Schema(
             [
                 ColSpec("long", "step"),

@@ -14,6 +14,7 @@ Constructor arguments are the config groups they come from (`window`, `model`, `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
@@ -28,7 +29,7 @@ from forecaster.data.windows import (
     target_series,
     window_inputs,
 )
-from forecaster.errors import DataError
+from forecaster.errors import ConfigError, DataError
 from forecaster.models.base import Forecast, check_fitted, check_origins, check_series
 from forecaster.models.seq2seq.carry import carried_forecast
 from forecaster.models.seq2seq.export import Preprocessing, export_model
@@ -60,6 +61,14 @@ class Seq2SeqForecaster:
     ) -> None:
         check_target(target)
         check_output_target((model or Seq2SeqConfig()).output, target)
+        if model is not None and (
+            model.ticker_embedding or model.shrinkage != "none" or not model.demean
+        ):
+            raise ConfigError(
+                "model.ticker_embedding, model.shrinkage and model.demean are settings of the "
+                "global model over a panel (data=panel); a single series takes their defaults "
+                "(0, none, true)."
+            )
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
         self.train = train or TrainConfig()
@@ -101,6 +110,7 @@ class Seq2SeqForecaster:
             target=self.target,
         )
         self._prepare_network(ModelSpec.of(w.horizon, self.model, self.train))
+        self.network_.steps_per_epoch = math.ceil(len(windows.train) / self.train.batch_size)
         callbacks = list(self.callbacks)
         if val is not None:
             callbacks.append(EarlyStopping(self.train.patience))

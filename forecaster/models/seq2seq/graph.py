@@ -24,6 +24,9 @@ The target is input feature 0; the decoder reads and writes the (scaled) target 
   P numbers per step that describe the cumulative return from the origin; the decoder feeds
   back the median path, and trains free-running on that same path (not teacher-forced), with
   the head's loss (pinball, negative log-likelihood).
+- Inputs beyond the values (`inputs.py`): a global model's ticker vector appended to every
+  encoder and decoder step, and, with a teacher-forcing schedule below 1.0, a scheduled-sampling
+  decoder whose outputs the training loss then reads.
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from forecaster.models.seq2seq.heads import OutputHead
+from forecaster.models.seq2seq.inputs import (
+    TickerEmbedding,
+    input_size,
+    sampled_decode,
+    sampling_seed,
+    teacher_forcing_ratio,
+    ticker_embedding,
+    with_ticker,
+)
 from forecaster.models.seq2seq.lstm import (
     SEQUENCE_IMPLEMENTATIONS,
     LSTMWeights,
@@ -73,6 +85,7 @@ class InferenceGraph(NamedTuple):
     encoder_inputs: tf.Tensor  # [B, T, F] scaled inputs; feature 0 is the target
     encoder_lengths: tf.Tensor  # [B] int32 valid steps per row (default: T)
     encoder_initial_state: LayerStates  # per layer (c, h), each [B, U] (default: zeros)
+    ticker_ids: tf.Tensor | None  # [B] int32, a global model's tickers (-1: new); else None
     # Fetches
     encoder_final_state: LayerStates
     decoder_initial_state: LayerStates  # the hand-off: the encoder's final state, layer by layer
@@ -91,6 +104,7 @@ class TrainingGraph(NamedTuple):
     encoder_inputs: tf.Tensor
     encoder_lengths: tf.Tensor
     encoder_initial_state: LayerStates
+    ticker_ids: tf.Tensor | None
     encoder_final_state: LayerStates
     decoder_initial_state: LayerStates
     forecast: tf.Tensor
@@ -99,12 +113,18 @@ class TrainingGraph(NamedTuple):
     distribution: tf.Tensor | None
     decoder_targets: tf.Tensor  # [B, H] scaled targets
     dropout_rate: tf.Tensor  # scalar, default 0.0; fed with model.dropout in training steps
-    # [B, H] teacher-forced outputs (scaled); for a distributional output [B, H, P], the raw
-    # outputs of the free-running decoder it is trained on
+    # [B, H] teacher-forced outputs (scaled; with scheduled sampling see `sampled`); for a
+    # distributional output [B, H, P], the raw outputs of the free-running decoder it is trained
+    # on
     teacher_forced: tf.Tensor
     # What training minimises, on `teacher_forced`: MSE for a point output, the head's loss
     # (pinball, negative log-likelihood) for a distributional one
     loss: tf.Tensor
+    # Scheduled sampling only (else None): the share of true decoder inputs (default: the
+    # schedule's value at the current epoch), the epoch's length in steps (fed), the outputs.
+    teacher_forcing: tf.Tensor | None
+    steps_per_epoch: tf.Tensor | None
+    sampled: tf.Tensor | None
     forecast_loss: tf.Tensor  # the same loss of the autoregressive forecast: what validation
     # measures
     train_op: tf.Operation
@@ -154,12 +174,13 @@ def _build(spec: ModelSpec, training: bool) -> dict:
     encoder_initial_state = _initial_state_placeholders(batch, spec)
     weights = _make_weights(spec)
     head = None if spec.output == POINT else OutputHead(spec)
+    embedding = ticker_embedding(spec)
     # Without dropout (the default) no mask is drawn at all: identical numbers, less work.
     dropout = _stateless_dropout(dropout_rate) if training and spec.dropout > 0 else _identity
 
     # Encoder, layer by layer over the whole window (time-major inside).
     last_step = encoder_lengths - 1
-    layer_input = tf.transpose(encoder_inputs, [1, 0, 2])
+    layer_input = with_ticker(tf.transpose(encoder_inputs, [1, 0, 2]), embedding)
     encoder_final = []
     run_sequence = SEQUENCE_IMPLEMENTATIONS[spec.encoder]
     for initial, layer_weights in zip(encoder_initial_state, weights.encoder, strict=True):
@@ -188,6 +209,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
             head.reader(weights.raw, feedback=tf.stop_gradient),
             step=lstm_step,
             dropout=dropout,
+            embedding=embedding,
         )
         teacher_forced = tf.identity(free_running, name="free_running")
     elif training:
@@ -196,7 +218,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
         # (whatever `model.encoder` says): measured faster to train and much faster to build
         # than a chain of per-step ops (README, Benchmark).
         previous_true = tf.concat([last_observed[:, None], decoder_targets[:, :-1]], axis=1)
-        layer_input = tf.transpose(previous_true)[:, :, None]  # [H, B, 1]
+        layer_input = with_ticker(tf.transpose(previous_true)[:, :, None], embedding)  # [H, B, 1]
         for initial, layer_weights in zip(decoder_initial_state, weights.decoder, strict=True):
             layer_input = dropout(fused_sequence(layer_input, initial, layer_weights).h)
         teacher_forced = tf.transpose(weights.project(layer_input), name="teacher_forced")
@@ -209,6 +231,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
         weights,
         spec.horizon,
         None if head is None else head.reader(weights.raw),
+        embedding=embedding,
     )
     forecast = tf.identity(forecast, name="forecast")
     decoder_final_state = _named(decoder_final_state, "decoder_final")
@@ -216,9 +239,26 @@ def _build(spec: ModelSpec, training: bool) -> dict:
     if head is not None:
         distribution = tf.identity(head.distribution(forecast_raw), name="distribution")
 
+    sampling: dict = dict(teacher_forcing=None, steps_per_epoch=None, sampled=None)
+    # Scheduled sampling is for the point output (a distributional one trains free-running).
+    if training and head is None and not spec.teacher_forcing.always:
+        ratio, steps_per_epoch = teacher_forcing_ratio(spec.teacher_forcing, _step_counter())
+        sampled = sampled_decode(
+            last_observed,
+            decoder_targets,
+            decoder_initial_state,
+            weights.decoder,
+            weights.project,
+            ratio,
+            sampling_seed(_step_counter()),
+            dropout,
+            embedding,
+        )
+        sampling = dict(teacher_forcing=ratio, steps_per_epoch=steps_per_epoch, sampled=sampled)
     if training:
         if head is None:
-            loss = tf.reduce_mean(tf.square(teacher_forced - decoder_targets), name="loss")
+            trained = teacher_forced if sampling["sampled"] is None else sampling["sampled"]
+            loss = tf.reduce_mean(tf.square(trained - decoder_targets), name="loss")
             forecast_loss = tf.reduce_mean(
                 tf.square(forecast - decoder_targets), name="forecast_loss"
             )
@@ -240,11 +280,13 @@ def _build(spec: ModelSpec, training: bool) -> dict:
             loss=loss,
             forecast_loss=forecast_loss,
             train_op=train_op,
+            **sampling,
         )
     return dict(
         encoder_inputs=encoder_inputs,
         encoder_lengths=encoder_lengths,
         encoder_initial_state=encoder_initial_state,
+        ticker_ids=None if embedding is None else embedding.ids,
         encoder_final_state=encoder_final_state,
         decoder_initial_state=decoder_initial_state,
         forecast=forecast,
@@ -284,6 +326,11 @@ def _stateless_dropout(rate: tf.Tensor) -> Callable[[tf.Tensor], tf.Tensor]:
 
 def build_step_graph(spec: ModelSpec, weights: Seq2SeqWeights) -> StepGraph:
     """Single-step ops over existing `weights` (built on demand, into the weights' graph)."""
+    if spec.ticker_embedding:
+        raise NotImplementedError(
+            "step-by-step running of a model with a ticker embedding is not built; forecast "
+            "with Seq2SeqModel.forecast"
+        )
     encoder_input = tf.compat.v1.placeholder(
         tf.float32, [None, spec.num_features], name="step_encoder_input"
     )
@@ -308,11 +355,13 @@ def build_step_graph(spec: ModelSpec, weights: Seq2SeqWeights) -> StepGraph:
 def _make_weights(spec: ModelSpec) -> Seq2SeqWeights:
     units, outputs = spec.num_units, num_params(spec.output, spec.quantiles)
     encoder = tuple(
-        make_lstm_weights(f"encoder/layer_{k}", spec.num_features if k == 0 else units, units)
+        make_lstm_weights(
+            f"encoder/layer_{k}", input_size(spec, spec.num_features) if k == 0 else units, units
+        )
         for k in range(spec.num_layers)
     )
     decoder = tuple(
-        make_lstm_weights(f"decoder/layer_{k}", 1 if k == 0 else units, units)
+        make_lstm_weights(f"decoder/layer_{k}", input_size(spec, 1) if k == 0 else units, units)
         for k in range(spec.num_layers)
     )
     with tf.compat.v1.variable_scope("projection"):
@@ -385,6 +434,7 @@ def _autoregressive_decode(
     read: Callable[[tf.Tensor, int], tuple[tf.Tensor, tf.Tensor]] | None = None,
     step: Callable[[tf.Tensor, LSTMState, LSTMWeights], LSTMState] = fused_step,
     dropout: Callable[[tf.Tensor], tf.Tensor] = _identity,
+    embedding: TickerEmbedding | None = None,
 ) -> tuple[tf.Tensor, LayerStates, tf.Tensor | None]:
     """Unrolled decode: `horizon` is fixed per graph, so a Python loop builds a static chain.
 
@@ -399,7 +449,8 @@ def _autoregressive_decode(
     prediction = first_input  # [B]
     predictions, raws = [], []
     for k in range(1, horizon + 1):
-        state = _stack_step(prediction[:, None], state, weights.decoder, dropout, step)
+        decoder_input = with_ticker(prediction[:, None], embedding)
+        state = _stack_step(decoder_input, state, weights.decoder, dropout, step)
         if read is None:
             prediction = weights.project(state[-1].h)
         else:
