@@ -1,9 +1,11 @@
-"""A real `mlflow server` on a free loopback port, and headless Chromium to look at its UI.
+"""A real `mlflow server` on a free loopback port, a real `mlflow models serve`, and headless
+Chromium to look at the server's UI.
 
 `mlflow_server(root)` starts this environment's `mlflow server` bound to 127.0.0.1, with a SQLite
 store (or the database given) and proxied artifacts under `root`, waits until `/health` answers
 and, however the body ends, stops the server's whole process group. `render_dom` and
-`screenshot` open a page in Debian's headless `chromium`.
+`screenshot` open a page in Debian's headless `chromium`. `model_server(model_uri, tracking_uri,
+root)` serves a logged model over REST the same way.
 """
 
 from __future__ import annotations
@@ -77,22 +79,62 @@ def mlflow_server(
         _stop_group(process)
 
 
-def _wait_until_healthy(url: str, process: subprocess.Popen, log: Path, deadline: float) -> None:
+@contextmanager
+def model_server(
+    model_uri: str, tracking_uri: str, root: Path, timeout: float = 180.0
+) -> Iterator[str]:
+    """`with model_server("models:/m@champion", uri, tmp) as url:` a running
+    `mlflow models serve` of `model_uri` in this environment, on loopback; its URL.
+
+    `--env-manager local`: the model runs in this Python, so no virtualenv is built for it.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    url = f"http://{HOST}:{free_port()}"
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "models", "serve",
+        "-m", model_uri,
+        "--env-manager", "local",
+        "--host", HOST,
+        "--port", url.rsplit(":", 1)[1],
+        "--workers", "1",
+    ]  # fmt: skip
+    log = root / "models_serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=os.environ | {"MLFLOW_TRACKING_URI": tracking_uri},
+            start_new_session=True,
+        )
+    try:
+        _wait_until_healthy(url, process, log, time.monotonic() + timeout, path="/ping")
+        yield url
+    finally:
+        _stop_group(process)
+
+
+def _wait_until_healthy(
+    url: str, process: subprocess.Popen, log: Path, deadline: float, path: str = "/health"
+) -> None:
     while True:
         if process.poll() is not None:
             raise RuntimeError(
-                f"mlflow server exited with {process.returncode} before it was healthy; "
+                f"mlflow {process.args[1]} exited with {process.returncode} before it was healthy; "
                 f"its output:\n{_tail(log)}"
             )
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            with urllib.request.urlopen(f"{url}{path}", timeout=5) as response:
                 if response.status == 200:
                     return
         except OSError:  # refused, reset or timed out while it starts
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"mlflow server at {url} not healthy in time; its output:\n{_tail(log)}"
+                f"mlflow {process.args[1]} at {url} not healthy in time; its output:\n{_tail(log)}"
             )
         time.sleep(0.5)
 

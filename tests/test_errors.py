@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 from conftest import REPO_ROOT, TINY, compose_train_config
 from hydra.core.global_hydra import GlobalHydra
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from forecaster.__main__ import main
@@ -193,6 +194,18 @@ COMMAND_CASES = [
         "seed=-1 is invalid: expected an integer from 0 to 4294967295.",
     ),
     Case(
+        "unknown model output",
+        (*TRAIN, "tracking.uri={store}", "model.output=gaussian"),
+        "model.output='gaussian' is invalid: expected one of ('point', 'quantiles', 'student_t').",
+    ),
+    Case(
+        "distributional output of prices",
+        (*TRAIN, "tracking.uri={store}", "model.output=quantiles", "data.target=price"),
+        "model.output='quantiles' forecasts the distribution of the cumulative log return and "
+        "needs data.target=log_return, not 'price'. Fix: set data.target=log_return, or "
+        "model.output=point to forecast prices.",
+    ),
+    Case(
         "negative thread count",
         (*TRAIN, "tracking.uri={store}", "train.intra_op_threads=-1"),
         "train.intra_op_threads=-1 is invalid: expected an integer >= 1.",
@@ -300,9 +313,68 @@ COMMAND_CASES = [
     Case(
         "predict with a registered model that does not exist",
         ("predict", "tracking.uri={store}", "model_uri=models:/nope/1", "data=synthetic"),
-        "model_uri=models:/nope/1: Registered Model with name=nope not found in the tracking "
-        "store {store}. Fix: check it, and that tracking.uri (or MLFLOW_TRACKING_URI) names the "
-        "store that holds it.",
+        "model_uri=models:/nope/1: Model Version (name=nope, version=1) not found in the "
+        "tracking store {store}; its registered models: none. Fix: register one with "
+        "train.register_as=<name>, or check the name and the alias or version, and that "
+        "tracking.uri (or MLFLOW_TRACKING_URI) names the store that holds it.",
+    ),
+    Case(
+        "predict with an alias nobody set",
+        ("predict", "tracking.uri={store}", "model_uri=models:/nope@champion"),
+        "model_uri=models:/nope@champion: Registered Model with name=nope not found in the "
+        "tracking store {store}; its registered models: none. Fix: register one with "
+        "train.register_as=<name>, or check the name and the alias or version, and that "
+        "tracking.uri (or MLFLOW_TRACKING_URI) names the store that holds it.",
+    ),
+    Case(
+        "predict with a model URI of another kind",
+        ("predict", "tracking.uri={store}", "model_uri=s3://bucket/model"),
+        "model_uri='s3://bucket/model': expected models:/<name>@<alias>, "
+        "models:/<name>/<version> or runs:/<run id>/model",
+    ),
+    Case(
+        "predict with two selectors",
+        ("predict", "tracking.uri={store}", "run_id=latest", "model_uri=models:/m@champion"),
+        "say which model to use with one of: run_id=<MLflow run id> (or run_id=latest), "
+        "sweep=<sweep parent run id or name> pick=best, model_uri=models:/<name>@champion; "
+        "got ['run_id', 'model_uri']",
+    ),
+    Case(
+        "predict the latest run of an experiment that does not exist",
+        ("predict", "tracking.uri={store}", "run_id=latest", "tracking.experiment_name=nope"),
+        "no MLflow experiment 'nope' at {store}: train a model first, or point tracking.uri / "
+        "tracking.experiment_name at the store that holds it",
+    ),
+    Case(
+        "predict the best of a run that is not a sweep",
+        ("predict", "tracking.uri={store}", "sweep={run}"),
+        "sweep='{run}': run {run} ({*}) has no best run (tag best_run_id): it is not a sweep's "
+        "parent, the sweep has not ended, or every job failed",
+    ),
+    Case(
+        "predict the best of a sweep nobody ran",
+        ("predict", "tracking.uri={store}", "sweep='sweep model.num_units=1,2'"),
+        "sweep='sweep model.num_units=1,2': no run of that id or name. Fix: give the sweep's "
+        "parent run id, or its name as the MLflow UI shows it (e.g. 'sweep "
+        "model.num_units=32,64').",
+    ),
+    Case(
+        "predict a sweep's worst",
+        ("predict", "tracking.uri={store}", "sweep={run}", "pick=worst"),
+        "pick='worst': the one way to pick a sweep's run is pick=best",
+    ),
+    Case(
+        "predict over an existing output",
+        ("predict", "tracking.uri={store}", "run_id={run}", "output={tmp}/f.csv"),
+        "{tmp}/f.csv already exists; predict never replaces an output silently. Fix: name "
+        "another file with output=<path>.csv, or replace it with overwrite=true.",
+        setup=write("f.csv", "step,date,forecast\n"),
+    ),
+    Case(
+        "train registering under a reserved alias",
+        (*TRAIN, "tracking.uri={store}", "train.register_as=m", "train.register_alias=latest"),
+        "train.register_alias='latest': an alias is letters, digits, '_' and '-', and neither "
+        "'latest' nor v<number> (reserved by MLflow), e.g. champion.",
     ),
     Case(
         "predict with a run id with path characters",
@@ -314,9 +386,10 @@ COMMAND_CASES = [
     Case(
         "predict with a run that does not exist",
         ("predict", "tracking.uri={store}", "run_id=0123456789abcdef0123456789abcdef"),
-        "model_uri=runs:/0123456789abcdef0123456789abcdef/model: Run with "
+        "run_id=0123456789abcdef0123456789abcdef: Run with "
         "id=0123456789abcdef0123456789abcdef not found in the tracking store {store}. Fix: "
-        "check it, and that tracking.uri (or MLFLOW_TRACKING_URI) names the store that holds it.",
+        "check it, and that tracking.uri (or MLFLOW_TRACKING_URI) names the store that holds "
+        "it; run_id=latest takes the newest.",
     ),
     Case(
         "predict into an unwritable output",
@@ -325,15 +398,47 @@ COMMAND_CASES = [
         "file or directory). Fix: choose a location you can write to with output=<path>.csv.",
     ),
     Case(
+        "predict a panel with a single-series model",
+        ("predict", "tracking.uri={store}", "run_id={run}", "data=panel"),
+        "this model was trained on one series: give it one price file (data.path, e.g. "
+        "data=sp500) and no ticker; a model over many tickers comes from `python -m forecaster "
+        "train data=panel`.",
+    ),
+    Case(
+        "scheduled sampling ratio out of range",
+        (*TRAIN, "train.teacher_forcing=1.5"),
+        "train.teacher_forcing=1.5 is invalid: expected a share of true decoder inputs in [0, 1] "
+        "(1.0: teacher forcing, 0.0: the model's own predictions throughout).",
+    ),
+    Case(
+        "unknown scheduled sampling decay",
+        (*TRAIN, "train.teacher_forcing_decay=cosine"),
+        "train.teacher_forcing_decay='cosine' is invalid: expected one of ('constant', "
+        "'linear', 'inverse_sigmoid').",
+    ),
+    Case(
+        "a global model's key on one series",
+        (*TRAIN, "model.ticker_embedding=4"),
+        "model.ticker_embedding, model.shrinkage and model.demean are settings of the global "
+        "model over a panel (data=panel); a single series takes their defaults (0, none, true).",
+    ),
+    Case(
+        "unknown shrinkage",
+        (*TRAIN, "data=panel", "model.shrinkage=half"),
+        "model.shrinkage='half' is invalid: expected one of ('none', 'global', 'per_series').",
+    ),
+    Case(
         "predict without a model",
         ("predict", "tracking.uri={store}"),
-        "say which model to use: run_id=<MLflow run id> or model_uri=<URI>",
+        "say which model to use with one of: run_id=<MLflow run id> (or run_id=latest), "
+        "sweep=<sweep parent run id or name> pick=best, model_uri=models:/<name>@champion",
     ),
     Case(
         "predict with an appended unknown key",
         ("predict", "tracking.uri={store}", "run_id={run}", "+warmstart=true"),
         "unknown config key 'warmstart': Did you mean warm_start? the top-level keys are "
-        "['data', 'model_uri', 'output', 'run_id', 'tracking', 'warm_start']. Fix: correct or "
+        "['data', 'model_uri', 'output', 'overwrite', 'pick', 'run_id', 'sweep', 'ticker', "
+        "'tracking', 'warm_start']. Fix: correct or "
         "drop the override (+warmstart=... adds a key the code would never read).",
     ),
 ]
@@ -419,9 +524,10 @@ def test_the_logged_model_refuses_an_infinite_price_in_its_window(store):
     frame = pd.read_csv(SYNTHETIC, parse_dates=["Date"]).tail(40)[["Date", "Adj Close"]]
     frame = frame.reset_index(drop=True)
     frame.loc[30, "Adj Close"] = np.inf
-    with pytest.raises(DataError) as error:
+    with pytest.raises(MlflowException) as error:  # what the scoring server answers with a 400
         model.predict(frame)
-    assert str(error.value) == (
+    assert error.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert error.value.message == (
         "input: row 30: price 'inf' in column 'Adj Close' is not a finite number (write plain "
         "numbers like 1234.5, without thousands separators or currency signs). Fix: correct "
         "that cell, or set data.price_column=<name> if the prices are in another column."
@@ -433,11 +539,12 @@ def test_the_logged_model_refuses_a_state_holding_nan(store):
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     frame = pd.read_csv(SYNTHETIC, parse_dates=["Date"]).tail(40)[["Date", "Adj Close"]]
-    state = list(model.predict(frame)["state"][0])
+    state = model.predict(frame, params={"return_state": True})["state"]
     state[0] = float("nan")
-    with pytest.raises(DataError) as error:
+    with pytest.raises(MlflowException) as error:
         model.predict(frame.tail(3), params={"initial_state": state})
-    assert str(error.value) == (
+    assert error.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert error.value.message == (
         "initial state layer 0 c holds NaN or infinite values; a state comes from an earlier "
         "forecast of the same model, unchanged."
     )

@@ -6,6 +6,7 @@ grid sweep runs against it from the command line, as users run one.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 from conftest import REPO_ROOT, TINY
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
@@ -26,10 +28,12 @@ from mlflow_server import (
     MlflowServer,
     chromium_available,
     mlflow_server,
+    model_server,
     render_dom,
     screenshot,
 )
 
+from forecaster.tracking.registry import REFIT_OF_TAG, REFIT_RUN_TAG
 from forecaster.tracking.ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING, run_url, runs_view_url
 
 pytestmark = pytest.mark.slow
@@ -37,6 +41,7 @@ pytestmark = pytest.mark.slow
 # The tiny config, two jobs in parallel that differ in model size.
 SWEEP = [*(o for o in TINY if not o.startswith("model.num_units=")), "launcher=joblib"]
 UNITS = (8, 16)
+REGISTERED = "synthetic-daily"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class Sweep:
     client: MlflowClient
     parent: Run
     children: list[Run]
+    refit: Run  # the best child's refit on every bar
+    terminal: str  # what the sweep printed
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +65,9 @@ def sweep(server, tmp_path_factory) -> Sweep:
     overrides = [
         *SWEEP,
         f"model.num_units={','.join(map(str, UNITS))}",
+        # The sweep's end refits its best run on every bar and registers that as the champion.
+        "train.refit_full=true",
+        f"train.register_as={REGISTERED}",
         f"tracking.uri={server.url}",
         f"hydra.sweep.dir={work / 'sweep'}",
     ]
@@ -72,10 +82,12 @@ def sweep(server, tmp_path_factory) -> Sweep:
     client = MlflowClient(server.url)
     experiment = client.get_experiment_by_name("forecaster")
     runs = client.search_runs([experiment.experiment_id], max_results=100)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    refits = [r for r in runs if REFIT_OF_TAG in r.data.tags]
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags and r not in refits]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1, [r.info.run_name for r in parents]
-    return Sweep(client, parents[0], children)
+    assert len(refits) == 1, [r.info.run_name for r in refits]
+    return Sweep(client, parents[0], children, refits[0], result.stdout + result.stderr)
 
 
 def test_a_sweep_over_http_is_a_parent_run_with_a_child_run_per_job(sweep):
@@ -134,6 +146,100 @@ def test_the_logged_model_loads_over_http_and_forecasts(sweep, server):
     forecast = model.predict(recent)
     assert list(forecast["step"]) == [1, 2, 3, 4, 5]
     assert np.all(np.isfinite(forecast["forecast"])) and np.all(forecast["forecast"] > 0)
+
+
+def test_the_sweep_registers_the_refit_of_its_best_run_as_champion(sweep):
+    best_id = sweep.parent.data.tags["best_run_id"]
+    assert sweep.refit.data.tags[REFIT_OF_TAG] == best_id
+    best = sweep.client.get_run(best_id)
+    assert best.data.tags[REFIT_RUN_TAG] == sweep.refit.info.run_id
+    champion = sweep.client.get_model_version_by_alias(REGISTERED, "champion")
+    assert champion.run_id == sweep.refit.info.run_id
+    assert f"best run {best.info.run_name} ({best_id})" in sweep.terminal
+    assert f"{sweep.parent.info.experiment_id}/runs/{sweep.parent.info.run_id}" in sweep.terminal
+
+
+@pytest.fixture(scope="module")
+def served(sweep, server, tmp_path_factory) -> Iterator[str]:
+    """`mlflow models serve -m models:/<name>@champion`, resolved through the tracking server."""
+    with model_server(
+        f"models:/{REGISTERED}@champion", server.url, tmp_path_factory.mktemp("serve")
+    ) as url:
+        yield url
+
+
+def invoke(url: str, body: dict) -> tuple[int, dict]:
+    response = requests.post(f"{url}/invocations", json=body, timeout=60)
+    return response.status_code, response.json()
+
+
+def split(frame: pd.DataFrame) -> dict:
+    return frame.astype({"Date": str}).to_dict("split", index=False)
+
+
+def test_serving_returns_the_forecast_and_the_state_once_on_request(served):
+    prices = pd.read_csv(REPO_ROOT / "data/synthetic.csv")[["Date", "Adj Close"]]
+    status, plain = invoke(served, {"dataframe_split": split(prices.tail(30))})
+    assert status == 200
+    assert [set(row) for row in plain["predictions"]] == [{"step", "date", "forecast"}] * 5
+    assert plain["predictions"][0]["date"].startswith("2019-09-02")  # after Fri 2019-08-30
+
+    history, later = prices.iloc[:-3], prices.iloc[-4:]  # `later` starts at history's last bar
+    body = {"dataframe_split": split(history.tail(30)), "params": {"return_state": True}}
+    status, first = invoke(served, body)
+    assert status == 200 and set(first["predictions"]) == {"forecast", "state"}
+    assert len(first["predictions"]["state"]) == 2 * 1 * 16  # (c, h) x 1 layer x 16 units
+    status, second = invoke(
+        served,
+        {
+            "dataframe_split": split(later),
+            "params": {"initial_state": first["predictions"]["state"]},
+        },
+    )
+    assert status == 200
+    # The state was carried over the 3 new bars: the forecast starts after the last of them.
+    assert first["predictions"]["forecast"][0]["date"].startswith("2019-08-28")
+    assert second["predictions"][0]["date"].startswith("2019-09-02")
+
+
+def test_bad_input_is_a_400_with_the_projects_message_and_no_stack_trace(served):
+    prices = pd.read_csv(REPO_ROOT / "data/synthetic.csv")[["Date", "Adj Close"]]
+    status, answer = invoke(served, {"dataframe_split": split(prices.tail(5))})
+    assert status == 400
+    assert answer == {
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "price series too short to forecast: 5 bars available, need at least 21 "
+        "bars for window.lookback = 20 with data.target = 'log_return'. Fix: send the last 21 "
+        "bars or more, oldest first.",
+    }
+    unsorted = prices.tail(30).iloc[::-1]
+    status, answer = invoke(served, {"dataframe_split": split(unsorted)})
+    assert status == 400 and "input: row 1: date" in answer["message"]
+    assert "Fix: sort" in answer["message"] and "stack_trace" not in answer
+    body = {"dataframe_split": split(prices.tail(30)), "params": {"initial_state": [0.0] * 3}}
+    status, answer = invoke(served, body)
+    assert status == 400 and answer["message"].startswith("a packed state has 3 values")
+
+
+def test_the_readme_request_gets_the_documented_response(served, tmp_path, monkeypatch):
+    """The README's REST example, as written (the port, and the test's data file)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split("### Serving over REST", 1)[1].split("\n## ", 1)[0]
+    request = section.split("```python\n", 1)[1].split("```", 1)[0]
+    documented = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    (tmp_path / "data").symlink_to(REPO_ROOT / "data")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    code = request.replace("http://127.0.0.1:5001", served).replace("sp500.csv", "synthetic.csv")
+    exec(compile(code, "README.md", "exec"), namespace)
+    response = namespace["response"]
+    assert response.status_code == 200
+    answer, expected = response.json()["predictions"], documented["predictions"]
+    assert answer.keys() == expected.keys()
+    assert len(answer["forecast"]) == len(expected["forecast"])
+    assert [row.keys() for row in answer["forecast"]] == [
+        row.keys() for row in expected["forecast"]
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -27,14 +27,31 @@ from forecaster.training import TrainConfig
 HORIZON = 4
 
 
-def tiny_seq2seq(horizon: int = HORIZON, seed: int = 0):
+def tiny_seq2seq(
+    horizon: int = HORIZON,
+    seed: int = 0,
+    output: str = "point",
+    quantiles=QUANTILE_LEVELS,
+    state: str = "window",
+):
     return create(
         "seq2seq",
         window=WindowConfig(lookback=10, horizon=horizon),
-        model=Seq2SeqConfig(num_units=4, num_layers=2, dropout=0.1),
+        model=Seq2SeqConfig(
+            num_units=4,
+            num_layers=2,
+            dropout=0.1,
+            output=output,
+            quantiles=quantiles,
+            state=state,
+        ),
         train=TrainConfig(epochs=2, batch_size=64, intra_op_threads=1),
         seed=seed,
     )
+
+
+def seq2seq_with(**settings) -> Callable:
+    return lambda **params: tiny_seq2seq(**settings, **params)
 
 
 def baseline(name: str, **params) -> Callable:
@@ -55,9 +72,16 @@ TINY: dict[str, Callable] = {
         "garch_t", horizon=horizon, seed=seed, simulations=500, **more
     ),
     "seq2seq": tiny_seq2seq,
+    # The seq2seq's distributional outputs (model.output), each checked as a model of its own.
+    "seq2seq/quantiles": seq2seq_with(output="quantiles"),
+    "seq2seq/student_t": seq2seq_with(output="student_t"),
+    # The encoder state carried over the whole series (model.state=carry).
+    "seq2seq/carry": seq2seq_with(output="quantiles", state="carry"),
 }
 # The models whose tiny configuration forecasts quantiles.
-PROBABILISTIC = sorted(PROBABILISTIC_BASELINES)
+PROBABILISTIC = sorted(
+    [*PROBABILISTIC_BASELINES, "seq2seq/quantiles", "seq2seq/student_t", "seq2seq/carry"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +102,12 @@ def model(request, prices):
 
 
 def test_every_registered_model_is_checked():
-    assert set(TINY) == set(REGISTRY)
+    assert {name.split("/")[0] for name in TINY} == set(REGISTRY)
 
 
-def test_exactly_the_probabilistic_models_forecast_quantiles(model, prices):
+def test_exactly_the_probabilistic_models_forecast_quantiles(model, prices, request):
     forecast = model.predict(prices, np.arange(270, 280))
-    name = next(n for n in TINY if isinstance(model, type(TINY[n]())))
+    name = request.node.callspec.params["model"]
     assert forecast.is_probabilistic == (name in PROBABILISTIC)
     if not forecast.is_probabilistic:
         assert forecast.quantiles is None and forecast.quantile_levels is None

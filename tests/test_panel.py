@@ -283,9 +283,9 @@ def test_the_data_group_refuses_what_names_no_clear_source(overrides, message):
         data_conf(*overrides)
 
 
-def test_train_and_predict_refuse_a_panel_and_say_what_to_run_instead():
-    with pytest.raises(ConfigError, match=r"`train` takes one price series.*backtest data=panel"):
-        OmegaConf.to_object(compose_config("train", ["data=panel"]))
+def test_train_takes_a_panel_for_the_global_model():
+    settings = OmegaConf.to_object(compose_config("train", ["data=panel"]))
+    assert settings.data.is_panel and settings.model.ticker_embedding == 8
 
 
 def test_series_are_float64_with_a_date_index(tmp_path):

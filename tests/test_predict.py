@@ -85,7 +85,7 @@ def test_predict_cold_and_warm(trained, tmp_path, capsys):
 
 def test_predict_needs_a_model_and_a_matching_series(trained, tmp_path):
     uri, run_id = trained
-    with pytest.raises(ConfigError, match="run_id=<MLflow run id> or model_uri"):
+    with pytest.raises(ConfigError, match="say which model to use with one of: run_id="):
         predict(predict_config(f"tracking.uri={uri}"))
     with pytest.raises(DataError, match="which is not in the data"):
         predict(
@@ -113,9 +113,9 @@ def test_pyfunc_serves_statefully(trained):
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     frame = pd.read_csv(REPO_ROOT / "data/synthetic.csv", parse_dates=["Date"])
     history, later = frame.iloc[:-10], frame.iloc[-11:]  # `later` starts at history's last bar
-    first = model.predict(history)
-    second = model.predict(later, params={"initial_state": first["state"][0]})
-    assert len(first["state"][0]) == 2 * 2 * 8
+    first = model.predict(history, params={"return_state": True})
+    second = model.predict(later, params={"initial_state": first["state"]})
+    assert len(first["state"]) == 2 * 2 * 8  # (c, h) x 2 layers x 8 units, once
     expected = tracking.load_model(f"runs:/{run_id}/model")
     prices = frame.set_index("Date")["Adj Close"]
     online = OnlineForecaster.start(expected, prices.iloc[:-10])
@@ -191,3 +191,44 @@ def test_readme_python_training_snippet_runs(tmp_path, monkeypatch):
     assert namespace["forecast"].prices.shape == (750, 5)
     assert (tmp_path / "ckpt" / "latest").read_text() == "epoch-0003"
     namespace["model"].close()
+
+
+def test_a_distributional_run_predicts_and_serves_its_quantiles(tmp_path):
+    """model.output=quantiles end to end: train scores the model's intervals, `predict` prints
+    and writes q<level> columns beside `forecast`, and the pyfunc model returns the same."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    metrics = train(
+        compose_train_config(
+            [
+                *TINY,
+                f"tracking.uri={uri}",
+                "model.output=quantiles",
+                "model.quantiles=[0.1,0.5,0.9]",
+            ]
+        )
+    )
+    assert 0 < metrics["test_pinball_scaled"] < 1 and 0 <= metrics["test_coverage_80"] <= 1
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("forecaster")
+    run_id = client.search_runs([experiment.experiment_id])[0].info.run_id
+    written = predict(
+        predict_config(f"run_id={run_id}", f"tracking.uri={uri}", f"output={tmp_path}/q.csv")
+    )
+    columns = ["step", "date", "forecast", "q0.1", "q0.5", "q0.9"]
+    assert list(pd.read_csv(tmp_path / "q.csv").columns) == columns
+    np.testing.assert_array_equal(written["forecast"], written["q0.5"])
+    assert np.all(written["q0.1"] < written["q0.5"]) and np.all(written["q0.5"] < written["q0.9"])
+    mlflow.set_tracking_uri(uri)
+    served = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(
+        pd.read_csv(REPO_ROOT / "data/synthetic.csv", parse_dates=["Date"])
+    )
+    assert list(served.columns) == columns
+    np.testing.assert_allclose(served[columns[2:]], written[columns[2:]], rtol=1e-12)
+
+
+def test_a_single_series_model_refuses_a_panel_and_a_ticker(trained):
+    uri, run_id = trained
+    common = [f"run_id={run_id}", f"tracking.uri={uri}"]
+    for overrides in (["data=panel"], ["ticker=AAPL"]):
+        with pytest.raises(ConfigError, match="this model was trained on one series"):
+            predict(compose_config("predict", [*overrides, *common]))

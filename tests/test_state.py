@@ -18,7 +18,7 @@ from forecaster.models.seq2seq.export import Preprocessing, export_model
 from forecaster.models.seq2seq.network import Seq2SeqModel
 from forecaster.models.seq2seq.spec import ModelSpec
 from forecaster.models.seq2seq.state import LSTMState
-from forecaster.serving import ExportedForecaster, OnlineForecaster, StreamState, predict_frame
+from forecaster.serving import ExportedForecaster, OnlineForecaster, StreamState, forecast_frame
 
 TOL = 1e-5
 
@@ -305,12 +305,12 @@ def test_serving_protocol_round_trips_the_state(exported, prices):
     """Stateless call on history, then stateful calls with the returned state: the same as one
     online stream."""
     frame = prices.rename_axis("Date").reset_index()
-    first = predict_frame(exported, frame.iloc[:50])
-    second = predict_frame(exported, frame.iloc[49:], initial_state=first["state"][0])
+    first = forecast_frame(exported, frame.iloc[:50])
+    second = forecast_frame(exported, frame.iloc[49:], initial_state=first.packed_state())
     online = OnlineForecaster.start(exported, prices.iloc[:50])
     expected = online.update(prices.iloc[50:])
-    np.testing.assert_allclose(second["forecast"], expected.prices, rtol=TOL)
+    np.testing.assert_allclose(second.prices, expected.prices, rtol=TOL)
     np.testing.assert_allclose(
-        second["state"][0], states.pack(expected.encoder_final_state), atol=TOL
+        second.packed_state(), states.pack(expected.encoder_final_state), atol=TOL
     )
-    assert list(second.columns) == ["step", "date", "forecast", "state"]
+    assert list(second.to_frame().columns) == ["step", "date", "forecast"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from conftest import REPO_ROOT, TINY, compose_config, compose_train_config
 from mlflow.tracking import MlflowClient
 
+from forecaster.cli.predict import predict
 from forecaster.tracking.provenance import shown_overrides
 
 EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "experiments").glob("*.yaml"))
@@ -40,9 +42,9 @@ def runs_by_role(uri: str):
 
 
 @pytest.mark.slow
-def test_parallel_grid_sweep_with_a_failing_job(tmp_path):
+def test_parallel_grid_sweep_with_a_failing_job(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run_cli(
+    sweep = run_cli(
         "train",
         "-m",
         *TINY,
@@ -93,6 +95,33 @@ def test_parallel_grid_sweep_with_a_failing_job(tmp_path):
     assert "model.num_units=8,16" in parent.data.tags["sweep.overrides"]
     sweep_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
     assert {"sweep/summary.csv", "sweep/summary.png", "sweep/overrides.txt"} <= sweep_artifacts
+
+    # On the terminal: every job's lines say whose they are; the end says which run won, by
+    # how much, and where to look.
+    terminal = sweep.stdout + sweep.stderr
+    labels = set(re.findall(r"\[job \d+: ([^\]]+)\]", terminal))
+    assert labels == {c.info.run_name for c in children}
+    assert "4 jobs, 2 failed" in terminal
+    assert f"best run {best.info.run_name} ({best.info.run_id}): best_val_loss " in terminal
+    assert re.search(r"test rmse [\d.]+ vs naive [\d.]+ \(skill -?[\d.]+\)", terminal)
+    assert f"#/experiments/{best.info.experiment_id}/runs/{parent.info.run_id}" in terminal
+
+    # `predict sweep=<the parent's name> pick=best` forecasts with the best run, and says so.
+    predict(
+        compose_config(
+            "predict",
+            [
+                "data=synthetic",
+                f"tracking.uri={uri}",
+                f"sweep='{parent.info.run_name}'",  # quoted: a name holds = and ,
+                "pick=best",
+                f"output={tmp_path / 'best.csv'}",
+            ],
+        )
+    )
+    picked = capsys.readouterr().out
+    assert f"best of sweep {parent.info.run_id}" in picked
+    assert f"by best_val_loss (minimize): run {best.info.run_id}" in picked
 
     # Replayable in one step: the logged command reruns the job to the same metrics.
     tags = best.data.tags
@@ -161,3 +190,6 @@ def test_run_names_show_what_tells_runs_apart():
     job = ["data=synthetic", "model.num_units=8", "model.num_units=16", "tracking.uri=x"]
     assert shown_overrides(job, sweep) == ["model.num_units=8", "model.num_units=16"]
     assert shown_overrides(["+hydra.job.chdir=true", "seed=3"]) == ["seed=3"]
+    # What is done with the model after its run does not name it.
+    deploy = ["train.refit_full=true", "train.register_as=sp500-daily", "window.horizon=20"]
+    assert shown_overrides(deploy) == ["window.horizon=20"]

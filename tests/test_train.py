@@ -90,7 +90,7 @@ def test_train_logs_a_complete_run(tiny_config, tracking_uri, dataset, tmp_path)
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     csv = pd.read_csv(REPO_ROOT / "data" / f"{dataset}.csv", parse_dates=["Date"])
     forecast = model.predict(csv.tail(100))
-    assert list(forecast.columns) == ["step", "date", "forecast", "state"]
+    assert list(forecast.columns) == ["step", "date", "forecast"]
     assert list(forecast["step"]) == [1, 2, 3, 4, 5]
     assert (forecast["forecast"] > 0).all()
     # The served model dates its forecast as trained: sp500 on the NYSE calendar (its last bar is

@@ -104,7 +104,7 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
                 settings,
                 run,
                 model_factories(settings),
-                lambda ticker: _fold_runs(settings, run, ticker),
+                lambda ticker: _fold_runs(settings, run, ticker or "all series"),
             )
         data, horizon, bt = settings.data, settings.window.horizon, settings.backtest
         series = load_prices(data.path, data.date_column, data.price_column)

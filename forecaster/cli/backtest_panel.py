@@ -4,7 +4,6 @@ description, the per-series tables, forecasts and data sources as artifacts."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -14,9 +13,11 @@ import numpy as np
 import pandas as pd
 
 from forecaster.cli import config
+from forecaster.cli.train_panel import log_panel_source
 from forecaster.evaluation.backtest import FitContext, audit
 from forecaster.evaluation.panel_backtest import (
     WORSE_MARGIN,
+    PanelForecaster,
     forecasts,
     markdown,
     panel_summary,
@@ -26,6 +27,7 @@ from forecaster.evaluation.panel_backtest import (
     walk_panel,
 )
 from forecaster.evaluation.plots import panel_figure
+from forecaster.models import DEEP_MODELS
 from forecaster.models.base import Forecaster
 
 if TYPE_CHECKING:
@@ -48,29 +50,24 @@ def backtest_panel(
     settings: config.BacktestAppConf,
     run: TrackedRun,
     factories: dict[str, Callable[[], Forecaster]],
-    fit_context: Callable[[str], FitContext],
+    fit_context: Callable[[str | None], FitContext],
 ) -> pd.DataFrame:
     """Walk every series of `settings.data`'s panel, log the result to `run`, and return the
-    summary over series."""
+    summary over series. The deep models are global: one fit per fold on every series."""
     data, horizon, bt = settings.data, settings.window.horizon, settings.backtest
     panel = data.load_panel()
-    sources = panel.sources()
-    files = sources.drop_duplicates("file").sort_values("file")
-    # One file is named; many are counted (a tag holds a few thousand characters), each listed
-    # in data/sources.csv, and one digest of their digests says whether the data changed.
-    combined = hashlib.sha256(" ".join(files["sha256"]).encode()).hexdigest()
-    run.set_tags(
-        {
-            "data.files": files["file"].iloc[0] if len(files) == 1 else f"{len(files)} files",
-            "data.sha256": files["sha256"].iloc[0] if len(files) == 1 else combined,
-            "data.tickers": str(len(panel)),
-            "data.first_date": f"{panel.calendar[0]:%Y-%m-%d}",
-            "data.last_date": f"{panel.calendar[-1]:%Y-%m-%d}",
-        }
-    )
-    run.log_frame(sources, "data/sources.csv")
+    log_panel_source(run, panel)
     log.info("%d series (%s); models %s", len(panel), ", ".join(panel.tickers), bt.models)
-    result = walk_panel(panel, factories, bt, horizon, fit_context=fit_context, progress=log.info)
+    per_series_models = {n: f for n, f in factories.items() if n not in DEEP_MODELS}
+    result = walk_panel(
+        panel,
+        per_series_models,
+        bt,
+        horizon,
+        panel_models=global_factories(settings),
+        fit_context=fit_context,
+        progress=log.info,
+    )
     table = per_series(result)
     overall = panel_summary(table)
     ratios = ratio_table(table)
@@ -105,13 +102,33 @@ def backtest_panel(
     if bt.audit:
         for ticker, series_result in result.results.items():
             log.info("audit: %s", ticker)
-            audit(series_result, factories, bt, progress=log.info)
+            audit(series_result, per_series_models, bt, progress=log.info)
+        # The global fit's cut (evaluation.panel_backtest.fit_cut) is checked by a
+        # perturbation test (tests/test_global_model.py), not replayed here: a replay refits
+        # on the whole panel once per audited origin.
         run.set_tags({"backtest.audit": f"passed on every series ({len(panel)})"})
-        log.info("leakage audit passed on every series for every model")
+        log.info("leakage audit passed on every series for every per-series model")
     shown = overall.sort_values("gmean_mae_vs_naive")[SHOWN].round(4).to_string(index=False)
     print(f"{len(panel)} series, spans from {result.start:%Y-%m-%d}\n{shown}")
     print(f"MLflow run {run.run_id}")
     return overall
+
+
+def global_factories(settings: config.BacktestAppConf) -> dict[str, Callable[[], PanelForecaster]]:
+    """The deep models of `backtest.models` as global models over the panel."""
+
+    def seq2seq() -> PanelForecaster:
+        from forecaster.models.seq2seq.panel import GlobalSeq2SeqForecaster
+
+        return GlobalSeq2SeqForecaster(
+            window=settings.window,
+            model=settings.model,
+            train=settings.train,
+            target=settings.data.target,
+            seed=settings.seed,
+        )
+
+    return {name: seq2seq for name in settings.backtest.models if name in DEEP_MODELS}
 
 
 def _safe(ticker: str) -> str:

@@ -9,6 +9,7 @@ checking every value.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 
 from hydra.core.config_store import ConfigStore
@@ -20,7 +21,6 @@ from forecaster.data.splits import WindowConfig
 from forecaster.errors import ConfigError
 from forecaster.evaluation.backtest import BacktestConfig
 from forecaster.models import DEEP_MODELS, REGISTRY
-from forecaster.models.base import QUANTILE_LEVELS, check_quantile_levels
 from forecaster.models.seq2seq.spec import Seq2SeqConfig
 from forecaster.paths import bundled, workspace
 from forecaster.training.loop import TrainConfig
@@ -75,16 +75,6 @@ class DataConf:
         )
 
 
-def check_single_series(data: DataConf | DictConfig, command: str) -> None:
-    """`command` works on one series: refuse a panel (a typed config or a composed one)."""
-    if data.paths is not None or data.ticker_column is not None:
-        raise ConfigError(
-            f"`{command}` takes one price series, and data names a panel (data.paths or "
-            "data.ticker_column). Fix: give one file with data.path=<csv> (e.g. data=sp500), "
-            "or walk every series of the panel with `python -m forecaster backtest data=panel`."
-        )
-
-
 @dataclass
 class TrackingConf:
     uri: str = MISSING  # MLflow tracking URI; default $MLFLOW_TRACKING_URI, else mlflow.db
@@ -116,28 +106,34 @@ class ObjectiveConf:
 
 
 @dataclass
-class ModelConf(Seq2SeqConfig):
-    """`model`: the seq2seq's settings, and the quantile levels every probabilistic forecast
-    reports (the interval baselines today; scored by pinball loss, saved as q<level> columns)."""
-
-    # The levels interval forecasts report: increasing, in (0, 1), 0.5 among them.
-    quantiles: list[float] = field(default_factory=lambda: list(QUANTILE_LEVELS))
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_quantile_levels(self.quantiles, "model.quantiles")
-
-
-@dataclass
 class TrainRunConfig(TrainConfig):
     """`train` of `python -m forecaster train`: the loop's settings, and the baselines every
     run is scored against on the same test origins (the random walk always is)."""
 
     # Scored beside the model on the same test origins (the random walk, naive, always is).
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))
+    # After evaluating, retrain the same configuration on every bar up to the last, for as many
+    # epochs as early stopping chose, and log it as its own run linked to the evaluated one:
+    # the model to forecast with (a sweep refits only its best run, when all jobs have ended).
+    refit_full: bool = False
+    # Register the model to forecast with (the refit when refit_full, else the evaluated run's;
+    # a sweep's best) as a new version of this registered model, and move register_alias to it.
+    register_as: str | None = None
+    register_alias: str | None = "champion"  # models:/<register_as>@champion; null: no alias
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        alias = self.register_alias
+        # MLflow's rule, checked here so a bad alias fails before training, not after.
+        if alias is not None and (
+            not re.fullmatch(r"[\w-]+", alias)
+            or alias.lower() == "latest"
+            or re.fullmatch(r"[vV]\d+", alias)
+        ):
+            raise ConfigError(
+                f"train.register_alias={alias!r}: an alias is letters, digits, '_' and '-', "
+                "and neither 'latest' nor v<number> (reserved by MLflow), e.g. champion."
+            )
         known = sorted(set(REGISTRY) - set(DEEP_MODELS))
         unknown = [name for name in self.baselines if name not in known]
         if unknown:
@@ -151,7 +147,7 @@ class TrainRunConfig(TrainConfig):
 class TrainAppConf:
     data: DataConf = field(default_factory=DataConf)
     window: WindowConfig = field(default_factory=WindowConfig)
-    model: ModelConf = field(default_factory=ModelConf)
+    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
     train: TrainRunConfig = field(default_factory=TrainRunConfig)
     tracking: TrackingConf = field(default_factory=TrackingConf)
     eval: EvalConf = field(default_factory=EvalConf)
@@ -168,14 +164,13 @@ class TrainAppConf:
             raise ConfigError(
                 f"seed={self.seed!r} is invalid: expected an integer from 0 to {MAX_SEED}."
             )
-        check_single_series(self.data, "train")
 
 
 @dataclass
 class BacktestAppConf:
     data: DataConf = field(default_factory=DataConf)
     window: WindowConfig = field(default_factory=WindowConfig)
-    model: ModelConf = field(default_factory=ModelConf)
+    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     tracking: TrackingConf = field(default_factory=TrackingConf)
@@ -186,10 +181,19 @@ class BacktestAppConf:
 class PredictAppConf:
     data: DataConf = field(default_factory=DataConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)
-    run_id: str | None = None  # the training run whose model (and states) to use
-    model_uri: str | None = None  # or any MLflow model URI; default runs:/<run_id>/model
+    # Which model (exactly one of run_id, sweep, model_uri):
+    run_id: str | None = None  # a run id, or `latest`: the newest finished run with a model
+    sweep: str | None = None  # a sweep's parent run id or name; with `pick`
+    pick: str = "best"  # the sweep's best run by its objective (its refit, when refit_full)
+    model_uri: str | None = None  # any MLflow model URI, e.g. models:/<name>@champion
     warm_start: bool = False  # carry the run's final states over the bars after training
-    output: str | None = None  # CSV path; default predictions/<run_id>_<last date>.csv
+    # CSV path; default predictions/<run id>_<last date>_<cold|warm>.csv. An existing file is
+    # never replaced unless overwrite=true.
+    output: str | None = None
+    overwrite: bool = False
+    # A global model and one price file (data.path): the file's ticker. None: the file's stem.
+    # A ticker the model was not trained on is forecast cold from its own prices.
+    ticker: str | None = None
 
 
 def check_known_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:

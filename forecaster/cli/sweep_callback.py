@@ -5,12 +5,15 @@ have ended; each job finds it by the sweep directory (`tracking.sweeps.find_swee
 works with any launcher, in-process, parallel or on a cluster, as long as jobs reach the
 tracking store. A sweep stopped before its end (Ctrl-C, SIGTERM, an error in the launcher) never
 reaches `on_multirun_end`: its parent is then summarised and ended KILLED, with the reason, as
-the launching process exits.
+the launching process exits. When all jobs have ended, the best run is refit and registered if
+the sweep asks (`train.refit_full`, `train.register_as`), and the terminal shows the best run
+and where to look.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,22 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from forecaster.cli import signals
+
+
+def label_job_logs(label: str) -> None:
+    """Start every log line of this job with `[label]`: parallel jobs' lines interleave on one
+    terminal, and each must say whose it is."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_Labelled(label, handler.formatter or logging.Formatter()))
+
+
+class _Labelled(logging.Formatter):
+    def __init__(self, label: str, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.label, self.inner = label, inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"[{self.label}]{self.inner.format(record)}"
 
 
 def sweep_dir(directory: str) -> str:
@@ -48,10 +67,17 @@ class MlflowSweepCallback(Callback):
             from forecaster.tracking.sweeps import finish_sweep
 
             objective = config.objective
-            finish_sweep(
+            result = finish_sweep(
                 config.tracking.uri, self.parent_run_id, objective.metric, objective.direction
             )
             self.parent_run_id = None
+            best = result.best
+            if best is not None and (config.train.refit_full or config.train.register_as):
+                from forecaster.cli.refit import deploy_sweep
+
+                deploy_sweep(config, best["run_id"])
+            # Printed, not logged: the summary is for the person at the terminal.
+            print(result.report(), flush=True)
 
     def _end_unfinished(self) -> None:
         if self.parent_run_id is None:

@@ -1,4 +1,5 @@
 """`python -m forecaster train`: load, split, fit, evaluate against the naive baseline, log.
+A panel (`data=panel`) trains one global model over every series (forecaster/cli/train_panel.py).
 
 `train(cfg)` does the work and returns the metrics; `main` is the Hydra entry point and returns
 the metric named by `objective.metric`, which sweepers optimise. `resume=<run id>` (or `last`)
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forecaster.cli import config
 from forecaster.cli.signals import stop_on_signals
-from forecaster.cli.sweep_callback import sweep_dir
+from forecaster.cli.sweep_callback import label_job_logs, sweep_dir
 from forecaster.errors import ConfigError, ForecasterError, TrainingInterrupted
 from forecaster.training.stopping import StopRequest
 
@@ -76,6 +77,11 @@ def train(
         raise
     if run.checkpoint_dir is not None:
         shutil.rmtree(run.checkpoint_dir, ignore_errors=True)  # finished: nothing to resume
+    # A sweep's jobs leave this to the sweep's end, which refits and registers only its best.
+    if parent_run_id is None and (cfg.train.refit_full or cfg.train.register_as):
+        from forecaster.cli.refit import deploy
+
+        deploy(cfg, run.run_id, tags)
     return metrics
 
 
@@ -97,6 +103,15 @@ def _train(
                 OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg, resolve=True)
             )
         settings: config.TrainAppConf = OmegaConf.to_object(cfg)  # checks every value
+        checkpoint_dir = None
+        if resume is not None:
+            checkpoint_dir = resume.checkpoint_dir
+        elif settings.checkpoint_dir is not None:
+            checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
+        if settings.data.is_panel:
+            from forecaster.cli.train_panel import train_panel
+
+            return train_panel(settings, run, checkpoint_dir, stop_request, resume is not None)
         _check_objective(settings.objective.metric, settings.train.baselines)
         data, window = settings.data, settings.window
         check_calendar(data.calendar)
@@ -113,11 +128,6 @@ def _train(
             f"{split.val_end:%Y-%m-%d}",
             len(split.test_origins(window.horizon)),
         )
-        checkpoint_dir = None
-        if resume is not None:
-            checkpoint_dir = resume.checkpoint_dir
-        elif settings.checkpoint_dir is not None:
-            checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
         if checkpoint_dir is not None:
             run.record_checkpoint_dir(checkpoint_dir)
         progress = Progress(settings.train.epochs)
@@ -300,6 +310,8 @@ def main(cfg: DictConfig) -> float:
                 )
                 if parent is not None:
                     parent_run_id, common = parent
+                own = " ".join(shown_overrides(overrides, common))
+                label_job_logs(f"job {hydra_config.job.num}: {own}")
             metrics = train(
                 cfg,
                 # The parent names what all jobs share; a child, what is its own.

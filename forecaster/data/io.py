@@ -350,6 +350,7 @@ def prices_from_frame(
         return f"{source}: row {i}"
 
     raw_prices = frame[price_column].to_numpy(dtype=object)
+    # Python strings (dtype=object), so a message quotes a bad cell as '-1.0', not np.str_(...).
     cells = np.array([str(v) for v in raw_prices], dtype=object)
     prices, missing = _parse_prices(where, price_column, cells)
     if missing.any():

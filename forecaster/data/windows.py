@@ -238,7 +238,8 @@ def encoder_inputs(prices: pd.Series, *, lookback: int, scaler: Scaler, target: 
     if len(prices) < needed:
         raise DataError(
             f"price series too short to forecast: {len(prices)} bars available, need at least "
-            f"{needed} bars for window.lookback = {lookback} with data.target = {target!r}"
+            f"{needed} bars for window.lookback = {lookback} with data.target = {target!r}. "
+            f"Fix: send the last {needed} bars or more, oldest first."
         )
     return window_inputs(
         prices, np.array([len(prices) - 1]), lookback=lookback, scaler=scaler, target=target

@@ -6,6 +6,12 @@ The span starts on one date for every series (`span_start`: `backtest.start`, or
 before the span sees no series' span dates. Each series is then walked forward on its own
 bars exactly as a single series is (`walk_forward`), every model on the same origins.
 
+A global model (`panel_models`: one model over every series, e.g. the seq2seq) is fitted once
+per fold on all series instead (`fit_cut`): fold k's fit sees every bar dated on or before the
+earliest first origin of fold k over all series, so no series' forecast can see a later date
+through another series; it then forecasts every series' fold-k origins. With `refit_every` = 0
+(the default) that is one fit before the span.
+
 Over series (`panel_summary`), per model:
 
 - ``gmean_mae_vs_naive``: the geometric mean of each series' MAE relative to the random walk's
@@ -23,26 +29,30 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from forecaster.data.panel import Panel
-from forecaster.errors import DataError
+from forecaster.data.panel import Panel, PanelSplit
+from forecaster.data.splits import _window_counts, target_offset
+from forecaster.errors import ConfigError, DataError
 from forecaster.evaluation.backtest import (
     SIGNIFICANCE,
     BacktestConfig,
     BacktestResult,
     FitContext,
+    Fold,
     by_step,
     forecasts_frame,
     plan_folds,
     summary,
     walk_forward,
 )
-from forecaster.models.base import Forecaster
+from forecaster.models.base import Forecast, Forecaster
 
 WORSE_MARGIN = 0.02  # "worse than naive" means an MAE ratio above 1 + this
 
@@ -66,31 +76,49 @@ def span_start(panel: Panel, config: BacktestConfig) -> pd.Timestamp:
     return calendar[len(calendar) - round(len(calendar) * config.test_fraction)]
 
 
+class PanelForecaster(Protocol):
+    """A global model: fitted on a whole panel, forecasting any series (a ticker it was not
+    fitted on, or None, cold from its own prices)."""
+
+    horizon: int
+    min_history: int
+
+    def fit_panel(self, panel: Panel, split: PanelSplit): ...
+
+    def knows(self, ticker: str | None) -> bool: ...
+
+    def predict(self, prices: pd.Series, origins: np.ndarray, ticker: str | None) -> Forecast: ...
+
+    def close(self) -> None: ...
+
+
 def walk_panel(
     panel: Panel,
     models: Mapping[str, Callable[[], Forecaster]],
     config: BacktestConfig,
     horizon: int,
     *,
-    fit_context: Callable[[str], FitContext] = lambda ticker: _no_context,
+    panel_models: Mapping[str, Callable[[], PanelForecaster]] | None = None,
+    fit_context: Callable[[str | None], FitContext] = lambda ticker: _no_context,
     progress: Callable[[str], None] = lambda message: None,
 ) -> PanelBacktestResult:
-    """`walk_forward` on every series of `panel` from one span start. `fit_context(ticker)`
-    gives the fit context for that series' walk."""
+    """`walk_forward` on every series of `panel` from one span start; each of `panel_models`
+    fitted once per fold on all series (`walk_globally`). `fit_context(ticker)` gives the fit
+    context for that series' walk (`fit_context(None)`: for the global fits)."""
     start = span_start(panel, config)
     each = replace(config, start=start.isoformat())
-    results = {}
+    results, folds = {}, {}
     for k, ticker in enumerate(panel.tickers, 1):
         prices = panel.prices(ticker)
         try:
-            folds = plan_folds(prices, horizon, each)
+            folds[ticker] = plan_folds(prices, horizon, each)
             progress(f"{ticker} ({k}/{len(panel)}): {len(prices)} bars")
             results[ticker] = walk_forward(
                 prices,
                 models,
                 each,
                 horizon,
-                folds=folds,
+                folds=folds[ticker],
                 fit_context=fit_context(ticker),
                 progress=progress,
             )
@@ -99,7 +127,117 @@ def walk_panel(
                 f"ticker {ticker!r} ({panel[ticker].path}), span from {start:%Y-%m-%d}: {error} "
                 "Or leave the series out with data.tickers=[...]."
             ) from None
+    for name, factory in (panel_models or {}).items():
+        forecasts, seconds = walk_globally(
+            panel, name, factory, folds, config, fit_context(None), progress
+        )
+        for ticker, result in results.items():
+            # The global model first, as the seq2seq is first in a single-series backtest.
+            result.forecasts = {name: forecasts[ticker]} | result.forecasts
+            result.seconds = {name: seconds[ticker]} | result.seconds
     return PanelBacktestResult(start, results)
+
+
+def fold_cuts(panel: Panel, folds: Mapping[str, list[Fold]]) -> list[pd.Timestamp]:
+    """Per fold index, the date a global fit may see up to: the earliest first origin of that
+    fold over the series that have it (each series' fold fits on bars up to its first origin)."""
+    count = max(len(f) for f in folds.values())
+    return [
+        min(panel.prices(t).index[f[k].origins[0]] for t, f in folds.items() if k < len(f))
+        for k in range(count)
+    ]
+
+
+def fit_cut(
+    panel: Panel,
+    cut: pd.Timestamp,
+    config: BacktestConfig,
+    lookback: int,
+    horizon: int,
+    target: str,
+) -> tuple[Panel, PanelSplit, list[str]]:
+    """What a global fit at `cut` sees: every series' bars dated on or before `cut`, split by
+    date with the last `config.val_fraction` of those calendar dates as validation. Series with
+    too few bars for a training and a validation window are left out of the fit (the model
+    forecasts them cold); their tickers are returned third."""
+    if config.window != "expanding":
+        raise ConfigError(
+            "backtest.window=rolling is not built for a global model over a panel: use "
+            "backtest.window=expanding, or backtest.models without seq2seq."
+        )
+    calendar = panel.calendar[panel.calendar <= cut]
+    n = len(calendar)
+    split = PanelSplit(calendar[n - round(n * config.val_fraction) - 1], cut)
+    offset = target_offset(target)
+    kept, left_out = [], []
+    for s in panel.series:
+        dates = s.prices.index[s.prices.index <= cut]
+        train_stop = int(dates.searchsorted(split.train_end, side="right"))
+        counts = _window_counts(
+            len(dates) - offset, lookback, horizon, train_stop - offset, len(dates) - offset
+        )
+        if min(counts[:2]) > 0:
+            kept.append(replace(s, prices=s.prices.loc[:cut], bar_fields=None))
+        else:
+            left_out.append(s.ticker)
+    if not kept:
+        raise DataError(
+            f"no series of the panel has a training and a validation window before "
+            f"{cut:%Y-%m-%d}: start the span later (backtest.start, backtest.test_fraction)."
+        )
+    return Panel(tuple(kept)), split, left_out
+
+
+def walk_globally(
+    panel: Panel,
+    name: str,
+    factory: Callable[[], PanelForecaster],
+    folds: Mapping[str, list[Fold]],
+    config: BacktestConfig,
+    fit_context: FitContext,
+    progress: Callable[[str], None],
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Fit `factory()`'s model once per fold on all series (`fold_cuts`, `fit_cut`) and forecast
+    every series' origins of that fold. Returns per ticker the forecasts [origins, horizon] and
+    the seconds: its own forecasting time plus an equal share of the fits."""
+    model = factory()
+    forecasts: dict[str, list[np.ndarray]] = {t: [] for t in folds}
+    seconds = dict.fromkeys(folds, 0.0)
+    window = getattr(model, "window", None)
+    lookback = window.lookback if window is not None else model.min_history
+    try:
+        for k, cut in enumerate(fold_cuts(panel, folds)):
+            fitted, split, left_out = fit_cut(
+                panel, cut, config, lookback, model.horizon, getattr(model, "target", "log_return")
+            )
+            progress(
+                f"{name}: fold {k + 1}, one fit on {len(fitted)} series up to {cut:%Y-%m-%d} "
+                f"(validation from {split.train_end:%Y-%m-%d})"
+                + (f"; too short, forecast cold: {', '.join(left_out)}" if left_out else "")
+            )
+            origins = np.concatenate([f[k].origins for f in folds.values() if k < len(f)])
+            calendar = fitted.calendar
+            fold = Fold(
+                k, origins, 0, int(calendar.searchsorted(split.train_end, "right")), len(calendar)
+            )
+            started = time.perf_counter()
+            with fit_context(name, fold, model):
+                model.fit_panel(fitted, split)
+            describe = getattr(model, "describe_fit", None)
+            if describe is not None:
+                progress(f"{name}: fold {k + 1}: {describe()}")
+            share = (time.perf_counter() - started) / len(folds)  # an equal share per series
+            for ticker, series_folds in folds.items():
+                if k >= len(series_folds):
+                    continue
+                started = time.perf_counter()
+                known = ticker if model.knows(ticker) else None
+                forecast = model.predict(panel.prices(ticker), series_folds[k].origins, known)
+                forecasts[ticker].append(forecast.prices)
+                seconds[ticker] += share + time.perf_counter() - started
+    finally:
+        model.close()
+    return {t: np.concatenate(rows) for t, rows in forecasts.items()}, seconds
 
 
 def per_series(result: PanelBacktestResult) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """The serving layer: forecasting prices from an exported model, cold or from a carried state,
 bar by bar, with one file format for the state."""
 
-from forecaster.serving.exported import ExportedForecaster, PriceForecast, predict_frame
+from forecaster.serving.exported import ExportedForecaster, PriceForecast, forecast_frame
 from forecaster.serving.online import OnlineForecaster
 from forecaster.serving.states import StreamState
 
@@ -10,5 +10,5 @@ __all__ = [
     "OnlineForecaster",
     "PriceForecast",
     "StreamState",
-    "predict_frame",
+    "forecast_frame",
 ]

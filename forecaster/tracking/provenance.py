@@ -46,10 +46,15 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+# What is done with a model after its run (refit, registration) does not tell runs apart.
+DEPLOYMENT_KEYS = ("train.refit_full", "train.register_as", "train.register_alias")
+
+
 def shown_overrides(overrides: list[str], common: list[str] = ()) -> list[str]:
     """The overrides that tell a run apart, for its name: not where it logs (`tracking.*`),
-    not Hydra's own (`hydra.*`), and not those it shares with its whole sweep (`common`, the
-    sweep command's overrides, where the last one for a key is the one that counts)."""
+    not Hydra's own (`hydra.*`), not what is done with the model after (`DEPLOYMENT_KEYS`), and
+    not those it shares with its whole sweep (`common`, the sweep command's overrides, where the
+    last one for a key is the one that counts)."""
 
     def key(override: str) -> str:
         return override.split("=", 1)[0].lstrip("+~")
@@ -58,7 +63,9 @@ def shown_overrides(overrides: list[str], common: list[str] = ()) -> list[str]:
     return [
         o
         for o in overrides
-        if swept_as.get(key(o)) != o and not key(o).startswith(("tracking.", "hydra."))
+        if swept_as.get(key(o)) != o
+        and not key(o).startswith(("tracking.", "hydra."))
+        and key(o) not in DEPLOYMENT_KEYS
     ]
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -20,6 +21,7 @@ import pandas as pd
 
 from forecaster.evaluation.plots import sweep_figure
 from forecaster.tracking.provenance import shown_overrides
+from forecaster.tracking.registry import BEST_RUN_TAG, OBJECTIVE_TAG
 from forecaster.tracking.run import default_artifact_location, experiment_id
 from forecaster.tracking.store import FAILURE_REASON_TAG, open_store, process_tags
 
@@ -30,6 +32,7 @@ SWEEP_DIR_TAG = "forecaster.sweep_dir"
 # apostrophe) could not be quoted safely in a search filter.
 SWEEP_KEY_TAG = "forecaster.sweep_key"
 SWEEP_OVERRIDES_TAG = "sweep.overrides"  # JSON list of the sweep command's overrides
+BEST_BASELINE_TAG = "test_best_baseline"  # on a run: its best baseline on the test part
 SUMMARY_COLUMNS = (
     "best_val_loss",
     "test_rmse",
@@ -91,13 +94,61 @@ def find_sweep(uri: str, experiment_name: str, sweep_dir: str) -> tuple[str, lis
     return runs[0].info.run_id, json.loads(runs[0].data.tags.get(SWEEP_OVERRIDES_TAG, "[]"))
 
 
+@dataclass(frozen=True)
+class SweepResult:
+    """How a sweep ended: every job's row (best first), and where to look."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+    parent_run_name: str
+    objective: str
+    summary: pd.DataFrame  # one row per job, sorted by the objective, best first
+
+    @property
+    def best(self) -> pd.Series | None:
+        """The best finished job's row; None when every job failed."""
+        finished = self.summary[self.summary["status"] == "FINISHED"]
+        finished = finished.dropna(subset=[self.objective])
+        return None if finished.empty else finished.iloc[0]
+
+    def report(self) -> str:
+        """What the terminal shows when the sweep ends: jobs, the best run, where to look."""
+        failed = int((self.summary["status"] != "FINISHED").sum())
+        lines = [
+            f"sweep {self.parent_run_id} ({self.parent_run_name}): {len(self.summary)} jobs, "
+            f"{failed} failed"
+        ]
+        best = self.best
+        if best is None:
+            lines.append("no job finished: see each run's failure_reason")
+        else:
+            lines.append(
+                f"best run {best['run_name']} ({best['run_id']}): {self.objective} "
+                f"{best[self.objective]:.6g}; test rmse {best['test_rmse']:.4f} vs naive "
+                f"{best['naive_test_rmse']:.4f} (skill {best['test_rmse_skill']:.3f}), "
+                f"mae skill vs the best baseline ({best[BEST_BASELINE_TAG] or '-'}) "
+                f"{best['test_skill_vs_best_baseline']:.3f}"
+            )
+        lines.append(f"MLflow UI: {ui_url(self.uri, self.experiment_id, self.parent_run_id)}")
+        return "\n".join(lines)
+
+
+def ui_url(uri: str, experiment_id: str, run_id: str) -> str:
+    """Where a run's page is: on the server itself, or what `mlflow ui` serves for a file store."""
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{page}"
+    return f"http://127.0.0.1:5000/{page} after `mlflow ui --backend-store-uri {uri}`"
+
+
 def finish_sweep(
     uri: str,
     parent_run_id: str,
     objective: str,
     direction: str = "minimize",
     interrupted: str | None = None,
-) -> pd.DataFrame:
+) -> SweepResult:
     """Summarise the children on the parent (table, plot, best child by `objective`) and end it:
     FINISHED, FAILED when no child finished, KILLED with the reason `interrupted` when the
     sweep stopped before all its jobs had run. Children whose process died are ended first."""
@@ -116,18 +167,21 @@ def finish_sweep(
                 "run_name": run.info.run_name,
                 "status": run.info.status,
                 **{name: run.data.metrics.get(name, np.nan) for name in columns},
+                BEST_BASELINE_TAG: run.data.tags.get(BEST_BASELINE_TAG, ""),
                 FAILURE_REASON_TAG: run.data.tags.get(FAILURE_REASON_TAG, ""),
             }
             for run in children
         ],
-        columns=["run_id", "run_name", "status", *columns, FAILURE_REASON_TAG],
+        columns=["run_id", "run_name", "status", *columns, BEST_BASELINE_TAG, FAILURE_REASON_TAG],
     ).sort_values(
         objective, ascending=direction != "maximize", na_position="last", ignore_index=True
     )
     with tempfile.TemporaryDirectory() as tmp:
         summary.to_csv(Path(tmp) / "summary.csv", index=False)
         client.log_artifacts(parent_run_id, tmp, "sweep")
-    finished = summary[summary["status"] == "FINISHED"].dropna(subset=[objective])
+    result = SweepResult(
+        uri, parent.info.experiment_id, parent_run_id, parent.info.run_name, objective, summary
+    )
     if not summary.empty:
         figure = sweep_figure(summary, objective, direction)
         client.log_figure(parent_run_id, figure, "sweep/summary.png")
@@ -138,14 +192,15 @@ def finish_sweep(
     )
     if interrupted is not None:
         client.set_tag(parent_run_id, FAILURE_REASON_TAG, interrupted)
-    if finished.empty:
+    best = result.best
+    if best is None:
         client.set_terminated(parent_run_id, "KILLED" if interrupted else "FAILED")
-        return summary
-    best = finished.iloc[0]
-    client.set_tag(parent_run_id, "best_run_id", best["run_id"])
+        return result
+    client.set_tag(parent_run_id, BEST_RUN_TAG, best["run_id"])
     client.set_tag(parent_run_id, "best_run_name", best["run_name"])
+    client.set_tag(parent_run_id, OBJECTIVE_TAG, f"{objective} ({direction})")
     for name in columns:
         if np.isfinite(best[name]):
             client.log_metric(parent_run_id, name, float(best[name]))
     client.set_terminated(parent_run_id, "KILLED" if interrupted else "FINISHED")
-    return summary
+    return result

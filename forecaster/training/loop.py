@@ -26,6 +26,7 @@ from forecaster.training import checkpoints
 from forecaster.training.history import EpochLogs, History
 from forecaster.training.precision import check_precision
 from forecaster.training.stopping import StopRequest
+from forecaster.training.teacher_forcing import TeacherForcing
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ class TrainConfig:
     intra_op_threads: int = 2  # TensorFlow threads: fastest on 2 cores; 1 per parallel job
     inter_op_threads: int = 1
     precision: str = "float32"  # or "bf16", on CPUs with AVX512-BF16 or AMX (training.precision)
+    # Scheduled sampling (training.teacher_forcing): the share of decoder steps that read the
+    # true previous value, constant or the floor of a decay from 1.0 over epochs.
+    teacher_forcing: float = 1.0
+    teacher_forcing_decay: str = "constant"  # or "linear", "inverse_sigmoid"
+    teacher_forcing_epochs: float = 10.0  # linear: epochs to the floor; inverse_sigmoid: its k
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "patience", "intra_op_threads", "inter_op_threads"):
@@ -53,6 +59,12 @@ class TrainConfig:
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"train.{key}={value!r} is invalid: expected a number > 0.")
         check_precision(self.precision)
+        self.teacher_forcing_schedule()
+
+    def teacher_forcing_schedule(self) -> TeacherForcing:
+        return TeacherForcing(
+            float(self.teacher_forcing), self.teacher_forcing_decay, self.teacher_forcing_epochs
+        )
 
 
 class Windows(Protocol):

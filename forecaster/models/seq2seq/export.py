@@ -4,8 +4,10 @@
 
     <dir>/saved_model/         TF1 SavedModel of the inference graph only (no optimiser state,
                                no dropout); signature inputs: encoder_inputs, encoder_lengths,
-                               initial_{c,h}_{k}; outputs: forecast, encoder_{c,h}_{k},
-                               decoder_{c,h}_{k}
+                               initial_{c,h}_{k}, and ticker_ids for a global model with a
+                               ticker embedding; outputs: forecast, encoder_{c,h}_{k},
+                               decoder_{c,h}_{k}, and for a distributional model.output
+                               distribution (`outputs`)
     <dir>/preprocessing.json   how prices become model inputs and forecasts become prices
 
 `forecaster.serving.ExportedForecaster` loads it without any graph-building code, so an exported
@@ -21,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from forecaster.data.windows import Scaler
+from forecaster.data.windows import Scaler, target_series
 from forecaster.models.seq2seq.graph import build_inference_graph
+from forecaster.models.seq2seq.inputs import UNKNOWN_TICKER
 from forecaster.models.seq2seq.spec import ModelSpec
 
 SAVED_MODEL_DIR = "saved_model"
@@ -43,10 +46,51 @@ class Preprocessing:
     price_column: str
     date_column: str
     calendar: str | None = None  # exchange calendar of forecast dates; None: the data's spacing
+    # model.output, and the levels of the quantiles a distributional output forecasts; the
+    # defaults are those of a point model (what exports from before these keys meant).
+    output: str = "point"
+    quantile_levels: list[float] | None = None
+    # A global model (trained on a panel): its tickers, in embedding order, and each one's
+    # scaler [mean, std]; scaler_mean and scaler_std are then NaN (a ticker it was not trained
+    # on is scaled on its own prices).
+    tickers: list[str] | None = None
+    ticker_scalers: list[list[float]] | None = None
+    ticker_embedding: int = 0
+    demean: bool = True  # model.demean: a new ticker's scaler keeps its mean at 0 when false
+    # model.shrinkage: forecast = origin + factor * (model's forecast - origin), per ticker and
+    # for a ticker the model was not trained on.
+    shrinkage: float = 1.0
+    ticker_shrinkage: list[float] | None = None
+
+    def shrinkage_for(self, ticker: str | None) -> float:
+        index = self.ticker_index(ticker)
+        if index is None or index == UNKNOWN_TICKER or self.ticker_shrinkage is None:
+            return self.shrinkage
+        return self.ticker_shrinkage[index]
 
     @property
     def scaler(self) -> Scaler:
+        if self.tickers is not None:
+            raise ValueError("a global model has one scaler per ticker: use scaler_for(ticker)")
         return Scaler(self.scaler_mean, self.scaler_std)
+
+    def ticker_index(self, ticker: str | None) -> int | None:
+        """A global model's index of `ticker`; -1 for a ticker it was not trained on; None for a
+        single-series model."""
+        if self.tickers is None:
+            return None
+        return self.tickers.index(ticker) if ticker in self.tickers else UNKNOWN_TICKER
+
+    def scaler_for(self, ticker: str | None, prices) -> Scaler:
+        """The scaler of `ticker`'s series `prices`: its trained one, or for a ticker the model
+        was not trained on, fitted on `prices` themselves (all before the forecast origin)."""
+        index = self.ticker_index(ticker)
+        if index is None:
+            return self.scaler
+        if index == UNKNOWN_TICKER:
+            scaler = Scaler.fit(target_series(prices, self.target).to_numpy())
+            return scaler if self.demean else Scaler(0.0, scaler.std)
+        return Scaler(*self.ticker_scalers[index])
 
     @classmethod
     def load(cls, directory: str | Path) -> Preprocessing:
@@ -72,7 +116,11 @@ def export_model(
         }
         assign = tf.group(*[v.assign(values[v.op.name]) for v in variables])
         inputs = {"encoder_inputs": t.encoder_inputs, "encoder_lengths": t.encoder_lengths}
+        if t.ticker_ids is not None:
+            inputs["ticker_ids"] = t.ticker_ids
         outputs = {"forecast": t.forecast}
+        if t.distribution is not None:
+            outputs["distribution"] = t.distribution
         for k in range(spec.num_layers):
             for part in ("c", "h"):
                 inputs[f"initial_{part}_{k}"] = getattr(t.encoder_initial_state[k], part)

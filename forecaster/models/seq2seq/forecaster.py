@@ -4,7 +4,9 @@
 on the training part only, cuts windows, and trains the network with the training loop (early
 stopping on the validation part when there is one). `predict` encodes the `lookback` values up to
 each origin from a zero state and decodes `horizon` steps, all origins in one batch, and turns the
-scaled forecasts back into prices.
+scaled forecasts back into prices; with a distributional `model.output`, into quantiles of the
+price at `model.quantiles` (`outputs`), the point forecast being their median. With
+`model.state=carry` the encoder state is carried over the whole series instead (`carry`).
 
 Constructor arguments are the config groups they come from (`window`, `model`, `train`, plus
 `data.target` and `seed`), stored as given; what `fit` learns ends in `_`.
@@ -12,6 +14,7 @@ Constructor arguments are the config groups they come from (`window`, `model`, `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
@@ -20,11 +23,23 @@ import numpy as np
 import pandas as pd
 
 from forecaster.data.splits import TimeSplit, WindowConfig, check_target, target_offset
-from forecaster.data.windows import forecast_to_prices, make_windows, window_inputs
-from forecaster.errors import DataError
+from forecaster.data.windows import (
+    forecast_to_prices,
+    make_windows,
+    target_series,
+    window_inputs,
+)
+from forecaster.errors import ConfigError, DataError
 from forecaster.models.base import Forecast, check_fitted, check_origins, check_series
+from forecaster.models.seq2seq.carry import carried_forecast
 from forecaster.models.seq2seq.export import Preprocessing, export_model
 from forecaster.models.seq2seq.network import Seq2SeqModel
+from forecaster.models.seq2seq.outputs import (
+    POINT,
+    check_output_target,
+    cumulative_quantiles,
+    quantiles_to_prices,
+)
 from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
 from forecaster.training import Callback, EarlyStopping, TrainConfig, Trainer
 from forecaster.training.stopping import StopRequest
@@ -45,6 +60,15 @@ class Seq2SeqForecaster:
         stop_request: StopRequest | None = None,
     ) -> None:
         check_target(target)
+        check_output_target((model or Seq2SeqConfig()).output, target)
+        if model is not None and (
+            model.ticker_embedding or model.shrinkage != "none" or not model.demean
+        ):
+            raise ConfigError(
+                "model.ticker_embedding, model.shrinkage and model.demean are settings of the "
+                "global model over a panel (data=panel); a single series takes their defaults "
+                "(0, none, true)."
+            )
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
         self.train = train or TrainConfig()
@@ -86,6 +110,7 @@ class Seq2SeqForecaster:
             target=self.target,
         )
         self._prepare_network(ModelSpec.of(w.horizon, self.model, self.train))
+        self.network_.steps_per_epoch = math.ceil(len(windows.train) / self.train.batch_size)
         callbacks = list(self.callbacks)
         if val is not None:
             callbacks.append(EarlyStopping(self.train.patience))
@@ -133,15 +158,31 @@ class Seq2SeqForecaster:
     def predict(self, prices: pd.Series, origins: np.ndarray) -> Forecast:
         check_fitted(self, "network_")
         origins = check_origins(prices, origins, self.min_history)
-        inputs = window_inputs(
-            prices,
-            origins,
-            lookback=self.window.lookback,
-            scaler=self.scaler_,
-            target=self.target,
-        )
-        output = self.network_.forecast(inputs)
+        if self.model.state == "carry":
+            y = target_series(prices, self.target).to_numpy()
+            scaled = self.scaler_.transform(y).astype(np.float32)
+            offset = target_offset(self.target)
+            output = carried_forecast(self.network_, scaled, origins - offset)
+        else:
+            inputs = window_inputs(
+                prices,
+                origins,
+                lookback=self.window.lookback,
+                scaler=self.scaler_,
+                target=self.target,
+            )
+            output = self.network_.forecast(inputs)
         origin_prices = np.asarray(prices, dtype=np.float64)[origins]
+        if self.model.output != POINT:
+            levels = tuple(float(level) for level in self.model.quantiles)
+            cumulative = cumulative_quantiles(self.model.output, output.distribution, levels)
+            return Forecast.from_quantiles(
+                origins,
+                levels,
+                quantiles_to_prices(cumulative, origin_prices, self.scaler_),
+                encoder_state=output.encoder_final_state,
+                decoder_state=output.decoder_final_state,
+            )
         return Forecast(
             origins=origins,
             prices=forecast_to_prices(output.forecast, origin_prices, self.scaler_, self.target),
@@ -168,6 +209,8 @@ class Seq2SeqForecaster:
             horizon=self.horizon,
             num_layers=self.model.num_layers,
             num_units=self.model.num_units,
+            output=self.model.output,
+            quantile_levels=[float(level) for level in self.model.quantiles],
             price_column=price_column,
             date_column=date_column,
             calendar=calendar,

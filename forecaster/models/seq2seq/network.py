@@ -7,6 +7,7 @@ single-step ops are added to it the first time they are used.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,15 +16,38 @@ import tensorflow as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
 from forecaster.models.seq2seq.graph import StepGraph, build_step_graph, build_training_graph
+from forecaster.models.seq2seq.outputs import POINT
 from forecaster.models.seq2seq.spec import ModelSpec
 from forecaster.models.seq2seq.state import LSTMState, NumpyStates, state_feed
 from forecaster.training.precision import check_precision
+
+
+@dataclass(frozen=True)
+class TickerInputs:
+    """Windows and the ticker of each (an index into the model's tickers, -1 for one it was not
+    trained on): a global model's inputs. Sliced like an array, so the training loop batches
+    them as it batches plain windows."""
+
+    values: np.ndarray  # [n, T, F] scaled inputs
+    tickers: np.ndarray  # [n] int32
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, rows) -> TickerInputs:
+        return TickerInputs(self.values[rows], self.tickers[rows])
+
+
+Inputs = np.ndarray | TickerInputs
 
 
 class ForecastOutput(NamedTuple):
     forecast: np.ndarray  # [B, H] scaled forecast
     encoder_final_state: NumpyStates  # per layer (c, h): the state handed to the decoder
     decoder_final_state: NumpyStates  # per layer (c, h): after the last forecast step
+    # [B, H, P] a distributional output's distribution of each step's cumulative scaled return
+    # (`outputs`); None for a point output
+    distribution: np.ndarray | None = None
 
 
 class Seq2SeqModel:
@@ -67,6 +91,9 @@ class Seq2SeqModel:
             )
             initialize = tf.compat.v1.global_variables_initializer()
         self._step: StepGraph | None = None
+        # Scheduled sampling reads the epoch off the step counter: the fit sets the epoch's
+        # length in steps (ceil(windows / batch size)).
+        self.steps_per_epoch = 1
         self.seed = seed
         self.threads = (intra_op_threads, inter_op_threads)
         self.precision = precision
@@ -77,13 +104,20 @@ class Seq2SeqModel:
 
     def _feed(
         self,
-        inputs: np.ndarray,
+        inputs: Inputs,
         targets: np.ndarray | None = None,
         initial_state: NumpyStates | None = None,
         lengths: np.ndarray | None = None,
     ) -> dict:
         t = self.tensors
-        feed = {t.encoder_inputs: inputs}
+        if isinstance(inputs, TickerInputs):
+            if t.ticker_ids is None:
+                raise ValueError("this model has no ticker embedding: feed plain windows")
+            feed = {t.encoder_inputs: inputs.values, t.ticker_ids: inputs.tickers}
+        elif t.ticker_ids is not None:
+            raise ValueError("this model embeds tickers: feed TickerInputs (windows and tickers)")
+        else:
+            feed = {t.encoder_inputs: inputs}
         if targets is not None:
             feed[t.decoder_targets] = targets
         if lengths is not None:
@@ -93,19 +127,21 @@ class Seq2SeqModel:
 
     # -- training ----------------------------------------------------------------------------
     def train_step(
-        self, inputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray | None = None
+        self, inputs: Inputs, targets: np.ndarray, lengths: np.ndarray | None = None
     ) -> float:
-        """One optimiser step on a batch with dropout on. Returns the batch's teacher-forced MSE."""
+        """One optimiser step on a batch with dropout on. Returns the batch's training loss (MSE
+        for a point output: teacher-forced, or with scheduled sampling the sampled decoder's)."""
         t = self.tensors
         feed = self._feed(inputs, targets, lengths=lengths)
         feed[t.dropout_rate] = self.spec.dropout
+        if t.steps_per_epoch is not None:
+            feed[t.steps_per_epoch] = self.steps_per_epoch
         loss, _ = self.session.run([t.loss, t.train_op], feed)
         return float(loss)
 
-    def validation_loss(
-        self, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 1024
-    ) -> float:
-        """MSE of the autoregressive forecast over all windows (what validation measures)."""
+    def validation_loss(self, inputs: Inputs, targets: np.ndarray, batch_size: int = 1024) -> float:
+        """The loss (MSE for a point output) of the autoregressive forecast over all windows
+        (what validation measures)."""
         total = 0.0
         for start in range(0, len(inputs), batch_size):
             stop = start + batch_size
@@ -118,22 +154,29 @@ class Seq2SeqModel:
     # -- inference ---------------------------------------------------------------------------
     def forecast(
         self,
-        inputs: np.ndarray,
+        inputs: Inputs,
         *,
         initial_state: NumpyStates | None = None,
         lengths: np.ndarray | None = None,
     ) -> ForecastOutput:
         """Autoregressive forecast for a batch, with the encoder and decoder final states."""
         t = self.tensors
-        forecast, encoder_final, decoder_final = self.session.run(
-            [t.forecast, t.encoder_final_state, t.decoder_final_state],
-            self._feed(inputs, initial_state=initial_state, lengths=lengths),
+        fetches = [t.forecast, t.encoder_final_state, t.decoder_final_state]
+        if t.distribution is not None:
+            fetches.append(t.distribution)
+        forecast, encoder_final, decoder_final, *distribution = self.session.run(
+            fetches, self._feed(inputs, initial_state=initial_state, lengths=lengths)
         )
-        return ForecastOutput(forecast, _as_states(encoder_final), _as_states(decoder_final))
+        return ForecastOutput(
+            forecast,
+            _as_states(encoder_final),
+            _as_states(decoder_final),
+            distribution[0] if distribution else None,
+        )
 
     def encode(
         self,
-        inputs: np.ndarray,
+        inputs: Inputs,
         *,
         initial_state: NumpyStates | None = None,
         lengths: np.ndarray | None = None,
@@ -156,8 +199,12 @@ class Seq2SeqModel:
 
         Encoder: each bar advances every layer's `(c, h)`, fetched and fed back through
         placeholders. Decoder: starts from the encoder's final state and the last observed
-        value, and feeds each prediction back as the next input.
+        value, and feeds each prediction back as the next input. Point output only.
         """
+        if self.spec.output != POINT:
+            raise ValueError(
+                f"forecast_step_by_step decodes a point output; model.output={self.spec.output!r}"
+            )
         step = self._step_graph()
         batch = len(inputs)
         zeros = np.zeros((batch, self.spec.num_units), np.float32)
