@@ -33,7 +33,7 @@ from forecaster.errors import ConfigError, DataError
 from forecaster.models.base import Forecast, check_fitted, check_origins, check_series
 from forecaster.models.seq2seq.carry import carried_forecast
 from forecaster.models.seq2seq.export import Preprocessing, export_model
-from forecaster.models.seq2seq.network import Seq2SeqModel
+from forecaster.models.seq2seq.network import OwnsNetwork, Seq2SeqModel
 from forecaster.models.seq2seq.outputs import (
     POINT,
     check_output_target,
@@ -45,7 +45,7 @@ from forecaster.training import Callback, EarlyStopping, TrainConfig, Trainer
 from forecaster.training.stopping import StopRequest
 
 
-class Seq2SeqForecaster:
+class Seq2SeqForecaster(OwnsNetwork):
     def __init__(
         self,
         *,
@@ -217,15 +217,3 @@ class Seq2SeqForecaster:
         )
         network = self.network_
         return export_model(network.spec, network.get_weights(), preprocessing, path)
-
-    def close(self) -> None:
-        """Free the network's Session (a fitted model holds one)."""
-        if self.network_ is not None:
-            self.network_.close()
-            self.network_ = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 import numpy as np
 import tensorflow as tf
@@ -48,6 +48,25 @@ class ForecastOutput(NamedTuple):
     # [B, H, P] a distributional output's distribution of each step's cumulative scaled return
     # (`outputs`); None for a point output
     distribution: np.ndarray | None = None
+
+
+class OwnsNetwork:
+    """A forecaster holding a fitted `Seq2SeqModel` in `network_` (its graph and Session): closes
+    it, also as a context manager."""
+
+    network_: Seq2SeqModel | None = None
+
+    def close(self) -> None:
+        """Free the network's Session (a fitted model holds one)."""
+        if self.network_ is not None:
+            self.network_.close()
+            self.network_ = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class Seq2SeqModel:

@@ -30,7 +30,7 @@ from forecaster.data.windows import Scaler, forecast_to_prices, target_series, w
 from forecaster.models.base import Forecast, check_fitted, check_origins
 from forecaster.models.seq2seq.export import Preprocessing, export_model
 from forecaster.models.seq2seq.inputs import UNKNOWN_TICKER
-from forecaster.models.seq2seq.network import Inputs, Seq2SeqModel, TickerInputs
+from forecaster.models.seq2seq.network import Inputs, OwnsNetwork, Seq2SeqModel, TickerInputs
 from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
 from forecaster.training import Callback, EarlyStopping, TrainConfig, Trainer
 from forecaster.training.stopping import StopRequest
@@ -68,7 +68,7 @@ def _undo_mean(windows: PanelWindowSet, dataset: PanelDataset) -> PanelWindowSet
     )
 
 
-class GlobalSeq2SeqForecaster:
+class GlobalSeq2SeqForecaster(OwnsNetwork):
     def __init__(
         self,
         *,
@@ -275,17 +275,6 @@ class GlobalSeq2SeqForecaster:
         )
         network = self.network_
         return export_model(network.spec, network.get_weights(), preprocessing, path)
-
-    def close(self) -> None:
-        if self.network_ is not None:
-            self.network_.close()
-            self.network_ = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class SeriesForecaster:
