@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,21 @@ def compose_config(name: str, overrides: list[str], **kwargs) -> DictConfig:
 
 def compose_train_config(overrides: list[str]) -> DictConfig:
     return compose_config("train", overrides)
+
+
+@pytest.fixture(autouse=True)
+def _library_log_levels_restored():
+    """`main()` run in-process sets the libraries' log levels in os.environ, as the CLI should;
+    without this, every later test's subprocesses would inherit them (and, say, never log that
+    MLflow created a store)."""
+    names = ("MLFLOW_LOGGING_LEVEL", "TF_CPP_MIN_LOG_LEVEL")
+    before = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture
