@@ -18,7 +18,7 @@ from forecaster.errors import ConfigError
 from forecaster.evaluation.backtest import BacktestConfig
 from forecaster.evaluation.panel_backtest import fit_cut, walk_panel
 from forecaster.models import create
-from forecaster.models.seq2seq.network import Seq2SeqModel, TickerInputs
+from forecaster.models.seq2seq.network import Seq2SeqModel, WindowInputs
 from forecaster.models.seq2seq.panel import GlobalSeq2SeqForecaster, _undo_mean
 from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
 from forecaster.training import TrainConfig
@@ -177,14 +177,14 @@ def test_a_new_ticker_gets_the_mean_of_the_trained_tickers_vectors(batch):
     spec = ModelSpec(horizon=4, num_units=5, ticker_embedding=3, num_tickers=4)
     with Seq2SeqModel(spec, seed=2) as model:
         ids = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0], np.int32)
-        known = model.forecast(TickerInputs(inputs, ids)).forecast
-        new = model.forecast(TickerInputs(inputs, np.full(9, -1, np.int32))).forecast
+        known = model.forecast(WindowInputs(inputs, ids)).forecast
+        new = model.forecast(WindowInputs(inputs, np.full(9, -1, np.int32))).forecast
         assert not np.allclose(known, new)
         weights = model.get_weights()
         table = weights["ticker_embedding/table"]
         model.set_weights(weights | {"ticker_embedding/table": np.tile(table.mean(0), (4, 1))})
         np.testing.assert_allclose(
-            model.forecast(TickerInputs(inputs, ids)).forecast, new, rtol=1e-6, atol=1e-7
+            model.forecast(WindowInputs(inputs, ids)).forecast, new, rtol=1e-6, atol=1e-7
         )
 
 

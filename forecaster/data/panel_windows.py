@@ -22,6 +22,7 @@ import pandas as pd
 
 from forecaster.data.panel import Panel, PanelSplit
 from forecaster.data.windows import Dataset, Scaler, WindowSet, make_windows, target_series
+from forecaster.errors import DataError
 
 PARTS = ("train", "val", "test")
 
@@ -124,6 +125,44 @@ class CrossTickerInputs:
         return self.values[last[:, np.newaxis] + np.arange(1 - self.lookback, 1)]
 
 
+@dataclass(frozen=True)
+class ReturnScalers:
+    """Each ticker's log-return scaler, fitted on its bars up to a split's `train_end`: what
+    standardises the other tickers' returns a series reads (`scaled_aligned_returns`)."""
+
+    tickers: tuple[str, ...]
+    means: np.ndarray  # [tickers]
+    stds: np.ndarray  # [tickers]
+
+    @classmethod
+    def fit(cls, panel: Panel, train_end: pd.Timestamp) -> ReturnScalers:
+        scalers = [
+            Scaler.fit(target_series(s.prices.loc[:train_end], "log_return").to_numpy())
+            for s in panel.series
+        ]
+        return cls(
+            tuple(panel.tickers),
+            np.array([scaler.mean for scaler in scalers]),
+            np.array([scaler.std for scaler in scalers]),
+        )
+
+
+def scaled_aligned_returns(
+    panel: Panel, dates: pd.DatetimeIndex, scalers: ReturnScalers, *, same_date: bool = False
+) -> np.ndarray:
+    """``[len(dates), tickers]`` float32: `aligned_log_returns` of `scalers`' tickers (taken
+    from `panel`, in that order) standardised by `scalers`, 0 where there is no value."""
+    missing = [t for t in scalers.tickers if t not in panel.tickers]
+    if missing:
+        raise DataError(
+            f"the panel lacks tickers {missing} whose returns the model reads "
+            "(model.covariates=[tickers]). Fix: pass the panel the model was trained on."
+        )
+    aligned = aligned_log_returns(panel.select(list(scalers.tickers)), dates, same_date=same_date)
+    standardised = (aligned.to_numpy() - scalers.means) / scalers.stds
+    return np.nan_to_num(standardised, nan=0.0).astype(np.float32)
+
+
 def align_tickers(
     panel: Panel, dataset: PanelDataset, *, same_date: bool = False
 ) -> CrossTickerInputs:
@@ -135,18 +174,13 @@ def align_tickers(
             f"the dataset's tickers {dataset.tickers} are not the panel's {panel.tickers}: "
             "align the panel the dataset was made from"
         )
-    train_end = dataset.split.train_end
-    scalers = [
-        Scaler.fit(target_series(s.prices.loc[:train_end], "log_return").to_numpy())
-        for s in panel.series
+    scalers = ReturnScalers.fit(panel, dataset.split.train_end)
+    blocks = [
+        scaled_aligned_returns(
+            panel, dataset.datasets[t].prices.index, scalers, same_date=same_date
+        )
+        for t in dataset.tickers
     ]
-    means = np.array([scaler.mean for scaler in scalers])
-    stds = np.array([scaler.std for scaler in scalers])
-    blocks = []
-    for ticker in dataset.tickers:
-        dates = dataset.datasets[ticker].prices.index
-        aligned = aligned_log_returns(panel, dates, same_date=same_date).to_numpy()
-        blocks.append(np.nan_to_num((aligned - means) / stds, nan=0.0).astype(np.float32))
     offsets = np.cumsum([0] + [len(block) for block in blocks[:-1]])
     lookback = dataset.datasets[dataset.tickers[0]].lookback
     return CrossTickerInputs(dataset.tickers, lookback, np.concatenate(blocks), offsets)

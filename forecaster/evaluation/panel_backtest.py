@@ -87,7 +87,9 @@ class PanelForecaster(Protocol):
 
     def knows(self, ticker: str | None) -> bool: ...
 
-    def predict(self, prices: pd.Series, origins: np.ndarray, ticker: str | None) -> Forecast: ...
+    def predict(
+        self, prices: pd.Series, origins: np.ndarray, ticker: str | None, *, context: Panel
+    ) -> Forecast: ...
 
     def close(self) -> None: ...
 
@@ -177,7 +179,8 @@ def fit_cut(
             len(dates) - offset, lookback, horizon, train_stop - offset, len(dates) - offset
         )
         if min(counts[:2]) > 0:
-            kept.append(replace(s, prices=s.prices.loc[:cut], bar_fields=None))
+            bars = None if s.bar_fields is None else s.bar_fields.loc[:cut]
+            kept.append(replace(s, prices=s.prices.loc[:cut], bar_fields=bars))
         else:
             left_out.append(s.ticker)
     if not kept:
@@ -232,7 +235,11 @@ def walk_globally(
                     continue
                 started = time.perf_counter()
                 known = ticker if model.knows(ticker) else None
-                forecast = model.predict(panel.prices(ticker), series_folds[k].origins, known)
+                # `context`: covariates (other tickers, bar fields) from the whole panel; each
+                # forecast reads nothing dated after its origin (`model.covariates`).
+                forecast = model.predict(
+                    panel.prices(ticker), series_folds[k].origins, known, context=panel
+                )
                 forecasts[ticker].append(forecast.prices)
                 seconds[ticker] += share + time.perf_counter() - started
     finally:

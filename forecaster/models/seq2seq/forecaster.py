@@ -69,6 +69,13 @@ class Seq2SeqForecaster(OwnsNetwork):
                 "global model over a panel (data=panel); a single series takes their defaults "
                 "(0, none, true)."
             )
+        if model is not None and model.covariates:
+            raise ConfigError(
+                f"model.covariates={list(model.covariates)}: covariates are built for the global "
+                "model over a panel, which reads other tickers and bar fields (data=panel, files "
+                "or long; a panel of one file works too). Fix: train on a panel, or set "
+                "model.covariates=[]."
+            )
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
         self.train = train or TrainConfig()

@@ -25,7 +25,9 @@ The target is input feature 0; the decoder reads and writes the (scaled) target 
   back the median path, and trains free-running on that same path (not teacher-forced), with
   the head's loss (pinball, negative log-likelihood).
 - Inputs beyond the values (`inputs.py`): a global model's ticker vector appended to every
-  encoder and decoder step, and, with a teacher-forcing schedule below 1.0, a scheduled-sampling
+  encoder and decoder step, known-future covariates (`decoder_covariates` [B, H, C]) appended
+  to each decoder step's input (past covariates are encoder features 1..F-1), and, with a
+  teacher-forcing schedule below 1.0, a scheduled-sampling
   decoder whose outputs the training loss then reads.
 """
 
@@ -40,11 +42,13 @@ import tensorflow as tf
 from forecaster.models.seq2seq.heads import OutputHead
 from forecaster.models.seq2seq.inputs import (
     TickerEmbedding,
+    decoder_covariates,
     input_size,
     sampled_decode,
     sampling_seed,
     teacher_forcing_ratio,
     ticker_embedding,
+    with_future,
     with_ticker,
 )
 from forecaster.models.seq2seq.lstm import (
@@ -86,6 +90,7 @@ class InferenceGraph(NamedTuple):
     encoder_lengths: tf.Tensor  # [B] int32 valid steps per row (default: T)
     encoder_initial_state: LayerStates  # per layer (c, h), each [B, U] (default: zeros)
     ticker_ids: tf.Tensor | None  # [B] int32, a global model's tickers (-1: new); else None
+    decoder_covariates: tf.Tensor | None  # [B, H, C] known-future covariates; else None
     # Fetches
     encoder_final_state: LayerStates
     decoder_initial_state: LayerStates  # the hand-off: the encoder's final state, layer by layer
@@ -105,6 +110,7 @@ class TrainingGraph(NamedTuple):
     encoder_lengths: tf.Tensor
     encoder_initial_state: LayerStates
     ticker_ids: tf.Tensor | None
+    decoder_covariates: tf.Tensor | None
     encoder_final_state: LayerStates
     decoder_initial_state: LayerStates
     forecast: tf.Tensor
@@ -175,6 +181,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
     weights = _make_weights(spec)
     head = None if spec.output == POINT else OutputHead(spec)
     embedding = ticker_embedding(spec)
+    future = decoder_covariates(spec)
     # Without dropout (the default) no mask is drawn at all: identical numbers, less work.
     dropout = _stateless_dropout(dropout_rate) if training and spec.dropout > 0 else _identity
 
@@ -210,6 +217,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
             step=lstm_step,
             dropout=dropout,
             embedding=embedding,
+            future=future,
         )
         teacher_forced = tf.identity(free_running, name="free_running")
     elif training:
@@ -218,7 +226,9 @@ def _build(spec: ModelSpec, training: bool) -> dict:
         # (whatever `model.encoder` says): measured faster to train and much faster to build
         # than a chain of per-step ops (README, Benchmark).
         previous_true = tf.concat([last_observed[:, None], decoder_targets[:, :-1]], axis=1)
-        layer_input = with_ticker(tf.transpose(previous_true)[:, :, None], embedding)  # [H, B, 1]
+        layer_input = with_ticker(
+            with_future(tf.transpose(previous_true)[:, :, None], future), embedding
+        )  # [H, B, 1 + C + E]
         for initial, layer_weights in zip(decoder_initial_state, weights.decoder, strict=True):
             layer_input = dropout(fused_sequence(layer_input, initial, layer_weights).h)
         teacher_forced = tf.transpose(weights.project(layer_input), name="teacher_forced")
@@ -232,6 +242,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
         spec.horizon,
         None if head is None else head.reader(weights.raw),
         embedding=embedding,
+        future=future,
     )
     forecast = tf.identity(forecast, name="forecast")
     decoder_final_state = _named(decoder_final_state, "decoder_final")
@@ -253,6 +264,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
             sampling_seed(_step_counter()),
             dropout,
             embedding,
+            future,
         )
         sampling = dict(teacher_forcing=ratio, steps_per_epoch=steps_per_epoch, sampled=sampled)
     if training:
@@ -287,6 +299,7 @@ def _build(spec: ModelSpec, training: bool) -> dict:
         encoder_lengths=encoder_lengths,
         encoder_initial_state=encoder_initial_state,
         ticker_ids=None if embedding is None else embedding.ids,
+        decoder_covariates=future,
         encoder_final_state=encoder_final_state,
         decoder_initial_state=decoder_initial_state,
         forecast=forecast,
@@ -326,10 +339,10 @@ def _stateless_dropout(rate: tf.Tensor) -> Callable[[tf.Tensor], tf.Tensor]:
 
 def build_step_graph(spec: ModelSpec, weights: Seq2SeqWeights) -> StepGraph:
     """Single-step ops over existing `weights` (built on demand, into the weights' graph)."""
-    if spec.ticker_embedding:
+    if spec.ticker_embedding or spec.num_future:
         raise NotImplementedError(
-            "step-by-step running of a model with a ticker embedding is not built; forecast "
-            "with Seq2SeqModel.forecast"
+            "step-by-step running of a model with a ticker embedding or decoder covariates is "
+            "not built; forecast with Seq2SeqModel.forecast"
         )
     encoder_input = tf.compat.v1.placeholder(
         tf.float32, [None, spec.num_features], name="step_encoder_input"
@@ -361,7 +374,9 @@ def _make_weights(spec: ModelSpec) -> Seq2SeqWeights:
         for k in range(spec.num_layers)
     )
     decoder = tuple(
-        make_lstm_weights(f"decoder/layer_{k}", input_size(spec, 1) if k == 0 else units, units)
+        make_lstm_weights(
+            f"decoder/layer_{k}", input_size(spec, 1 + spec.num_future) if k == 0 else units, units
+        )
         for k in range(spec.num_layers)
     )
     with tf.compat.v1.variable_scope("projection"):
@@ -435,6 +450,7 @@ def _autoregressive_decode(
     step: Callable[[tf.Tensor, LSTMState, LSTMWeights], LSTMState] = fused_step,
     dropout: Callable[[tf.Tensor], tf.Tensor] = _identity,
     embedding: TickerEmbedding | None = None,
+    future: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, LayerStates, tf.Tensor | None]:
     """Unrolled decode: `horizon` is fixed per graph, so a Python loop builds a static chain.
 
@@ -449,7 +465,7 @@ def _autoregressive_decode(
     prediction = first_input  # [B]
     predictions, raws = [], []
     for k in range(1, horizon + 1):
-        decoder_input = with_ticker(prediction[:, None], embedding)
+        decoder_input = with_ticker(with_future(prediction[:, None], future, k - 1), embedding)
         state = _stack_step(decoder_input, state, weights.decoder, dropout, step)
         if read is None:
             prediction = weights.project(state[-1].h)

@@ -1,6 +1,7 @@
 """What the encoder and decoder read besides the values: the per-ticker embedding of a global
-model, and (training only) the scheduled-sampling decoder that mixes the true previous values
-with the model's own predictions.
+model, the decoder's known-future covariates (`model.covariates=[calendar]`), and (training
+only) the scheduled-sampling decoder that mixes the true previous values with the model's own
+predictions.
 
 Kept apart from `graph.py`, which calls these helpers, so the graph's structure (encoder, the
 explicit (c, h) hand-off, decoder, loss) reads the same with or without them. Creates no
@@ -55,6 +56,30 @@ def input_size(spec: ModelSpec, values: int) -> int:
     return values + spec.ticker_embedding
 
 
+def decoder_covariates(spec: ModelSpec) -> tf.Tensor | None:
+    """The [B, H, C] placeholder of the known-future covariates of every forecast step, or None
+    when `spec` has none (no op is created: the graph is then the one without covariates)."""
+    if not spec.num_future:
+        return None
+    return tf.compat.v1.placeholder(
+        tf.float32, [None, spec.horizon, spec.num_future], name="decoder_covariates"
+    )
+
+
+def with_future(values: tf.Tensor, future: tf.Tensor | None, step: int | None = None) -> tf.Tensor:
+    """Decoder `values` with the known-future covariates of their steps appended: over the
+    whole horizon (`values` [H, B, F], `step` None) or at one step (`values` [B, F] or
+    [1, B, F])."""
+    if future is None:
+        return values
+    if step is None:
+        return tf.concat([values, tf.transpose(future, [1, 0, 2])], axis=-1)
+    at_step = future[:, step]
+    if values.shape.rank == 3:
+        at_step = at_step[None]
+    return tf.concat([values, at_step], axis=-1)
+
+
 def with_ticker(values: tf.Tensor, embedding: TickerEmbedding | None) -> tf.Tensor:
     """`values` [..., B, F] (time-major or one step) with each row's ticker vector appended."""
     if embedding is None:
@@ -106,6 +131,7 @@ def sampled_decode(
     seed: tf.Tensor,
     dropout: Callable[[tf.Tensor], tf.Tensor],
     embedding: TickerEmbedding | None,
+    future: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Scheduled sampling: [B, H] outputs of a decoder whose step k > 0 reads, per row, the true
     value k-1 with probability `ratio`, else its own prediction k-1 (not differentiated through,
@@ -123,7 +149,8 @@ def sampled_decode(
             draw = tf.random.stateless_uniform([batch], seed=seed + [k, 0])
             true = draw < ratio
             previous = tf.where(true, targets[:, k - 1], tf.stop_gradient(outputs[-1]))
-        layer_input = with_ticker(previous[None, :, None], embedding)  # [1, B, 1 + E]
+        # [1, B, 1 + C + E]
+        layer_input = with_ticker(with_future(previous[None, :, None], future, k), embedding)
         next_state = []
         for layer_state, weights in zip(state, decoder, strict=True):
             out = fused_sequence(layer_input, layer_state, weights)

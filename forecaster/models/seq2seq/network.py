@@ -23,22 +23,28 @@ from forecaster.training.precision import check_precision
 
 
 @dataclass(frozen=True)
-class TickerInputs:
-    """Windows and the ticker of each (an index into the model's tickers, -1 for one it was not
-    trained on): a global model's inputs. Sliced like an array, so the training loop batches
-    them as it batches plain windows."""
+class WindowInputs:
+    """Windows with what a model reads besides them: the ticker of each (an index into a
+    global model's tickers, -1 for one it was not trained on) and the known-future covariates
+    of each forecast step. Sliced like an array, so the training loop batches them as it
+    batches plain windows."""
 
-    values: np.ndarray  # [n, T, F] scaled inputs
-    tickers: np.ndarray  # [n] int32
+    values: np.ndarray  # [n, T, F] scaled inputs (feature 0 the target, then past covariates)
+    tickers: np.ndarray | None = None  # [n] int32, for a model with a ticker embedding
+    future: np.ndarray | None = None  # [n, H, C] float32, for a model with decoder covariates
 
     def __len__(self) -> int:
         return len(self.values)
 
-    def __getitem__(self, rows) -> TickerInputs:
-        return TickerInputs(self.values[rows], self.tickers[rows])
+    def __getitem__(self, rows) -> WindowInputs:
+        return WindowInputs(
+            self.values[rows],
+            None if self.tickers is None else self.tickers[rows],
+            None if self.future is None else self.future[rows],
+        )
 
 
-Inputs = np.ndarray | TickerInputs
+Inputs = np.ndarray | WindowInputs
 
 
 class ForecastOutput(NamedTuple):
@@ -129,14 +135,25 @@ class Seq2SeqModel:
         lengths: np.ndarray | None = None,
     ) -> dict:
         t = self.tensors
-        if isinstance(inputs, TickerInputs):
-            if t.ticker_ids is None:
-                raise ValueError("this model has no ticker embedding: feed plain windows")
-            feed = {t.encoder_inputs: inputs.values, t.ticker_ids: inputs.tickers}
-        elif t.ticker_ids is not None:
-            raise ValueError("this model embeds tickers: feed TickerInputs (windows and tickers)")
-        else:
-            feed = {t.encoder_inputs: inputs}
+        if not isinstance(inputs, WindowInputs):
+            inputs = WindowInputs(inputs)
+        if (inputs.tickers is None) != (t.ticker_ids is None):
+            raise ValueError(
+                "this model embeds tickers: feed WindowInputs with tickers"
+                if inputs.tickers is None
+                else "this model has no ticker embedding: feed no tickers"
+            )
+        if (inputs.future is None) != (t.decoder_covariates is None):
+            raise ValueError(
+                "this model reads decoder covariates: feed WindowInputs with future"
+                if inputs.future is None
+                else "this model has no decoder covariates: feed no future"
+            )
+        feed = {t.encoder_inputs: inputs.values}
+        if inputs.tickers is not None:
+            feed[t.ticker_ids] = inputs.tickers
+        if inputs.future is not None:
+            feed[t.decoder_covariates] = inputs.future
         if targets is not None:
             feed[t.decoder_targets] = targets
         if lengths is not None:

@@ -23,14 +23,29 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
+from forecaster.data.covariates import (
+    CALENDAR_FEATURES,
+    FeatureScaler,
+    calendar_features,
+    forecast_calendar,
+    series_features,
+    window_rows,
+)
 from forecaster.data.panel import Panel, PanelSplit
-from forecaster.data.panel_windows import PanelDataset, PanelWindowSet, make_panel_windows
+from forecaster.data.panel_windows import (
+    PanelDataset,
+    PanelWindowSet,
+    ReturnScalers,
+    make_panel_windows,
+    scaled_aligned_returns,
+)
 from forecaster.data.splits import WindowConfig, check_target, target_offset
 from forecaster.data.windows import Scaler, forecast_to_prices, target_series, window_inputs
+from forecaster.errors import ConfigError, DataError
 from forecaster.models.base import Forecast, check_fitted, check_origins
 from forecaster.models.seq2seq.export import Preprocessing, export_model
 from forecaster.models.seq2seq.inputs import UNKNOWN_TICKER
-from forecaster.models.seq2seq.network import Inputs, OwnsNetwork, Seq2SeqModel, TickerInputs
+from forecaster.models.seq2seq.network import Inputs, OwnsNetwork, Seq2SeqModel, WindowInputs
 from forecaster.models.seq2seq.spec import ModelSpec, Seq2SeqConfig
 from forecaster.training import Callback, EarlyStopping, TrainConfig, Trainer
 from forecaster.training.stopping import StopRequest
@@ -111,12 +126,34 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
         )
         self.tickers_ = dataset.tickers
         self.split_ = split
+        self.context_ = panel  # what `predict` reads covariates from unless given another
         train, val = dataset.part("train"), dataset.part("val")
         self.scalers_ = dataset.scalers
         if not self.model.demean:
             self.scalers_ = {t: Scaler(0.0, s.std) for t, s in self.scalers_.items()}
             train, val = _undo_mean(train, dataset), _undo_mean(val, dataset)
-        spec = ModelSpec.of(w.horizon, self.model, self.train, num_tickers=len(self.tickers_))
+        covariates = self.model.covariates
+        self.feature_scalers_ = {}
+        if "tickers" in covariates:
+            self.return_scalers_ = ReturnScalers.fit(panel, split.train_end)
+        past = {}
+        for s in panel.series if set(covariates) - {"calendar"} else ():
+            features = series_features(
+                s.prices, s.bar_fields, covariates, self.model.volatility_window
+            )
+            scaler = FeatureScaler.fit(features, dataset.datasets[s.ticker].split.train_stop)
+            self.feature_scalers_[s.ticker] = scaler
+            past[s.ticker] = self._past(s.prices, features, scaler, panel)
+        train_inputs = self._window_inputs(train, dataset, past)
+        val_inputs = self._window_inputs(val, dataset, past)
+        spec = ModelSpec.of(
+            w.horizon,
+            self.model,
+            self.train,
+            num_features=train_inputs.values.shape[2],
+            num_tickers=len(self.tickers_),
+            num_future=len(CALENDAR_FEATURES) if "calendar" in covariates else 0,
+        )
         self._prepare_network(spec)
         self.network_.steps_per_epoch = math.ceil(len(train) / self.train.batch_size)
         trainer = Trainer(
@@ -128,14 +165,55 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
             stop_request=self.stop_request,
         )
         self.history_ = trainer.fit(
-            _Windows(self._inputs(train.inputs, train.ticker_index), train.targets),
-            _Windows(self._inputs(val.inputs, val.ticker_index), val.targets),
+            _Windows(train_inputs, train.targets),
+            _Windows(val_inputs, val.targets),
             resume=resume,
         )
-        self.shrinkage_, self.default_shrinkage_ = self._choose_shrinkage(val)
+        self.shrinkage_, self.default_shrinkage_ = self._choose_shrinkage(val, val_inputs)
         return self
 
-    def _choose_shrinkage(self, val: PanelWindowSet) -> tuple[dict[str, float], float]:
+    def _past(
+        self, prices: pd.Series, features: pd.DataFrame, scaler: FeatureScaler, context: Panel
+    ) -> np.ndarray:
+        """``[bars, C]`` float32: the past covariates of every bar of `prices` (scaled; the
+        other tickers' returns from `context`), C = 0 without past covariates."""
+        blocks = [scaler.transform(features)]
+        if "tickers" in self.model.covariates:
+            blocks.append(scaled_aligned_returns(context, prices.index, self.return_scalers_))
+        return np.concatenate(blocks, axis=1)
+
+    def _window_inputs(
+        self, windows: PanelWindowSet, dataset: PanelDataset, past: dict[str, np.ndarray]
+    ) -> WindowInputs:
+        """`windows` with each bar's past covariates appended to its value, the calendar of
+        each target's date (known ahead for a trading calendar) and each window's ticker."""
+        lookback = self.window.lookback
+        values = windows.inputs
+        columns = next(iter(past.values())).shape[1] if past else 0
+        future = None
+        if columns:
+            extra = np.empty((len(windows), lookback, columns), np.float32)
+        if "calendar" in self.model.covariates:
+            future = np.empty((len(windows), self.horizon, len(CALENDAR_FEATURES)), np.float32)
+        for index, ticker in enumerate(self.tickers_):
+            rows = windows.ticker_index == index
+            origins = windows.origin_index[rows]
+            if columns:
+                extra[rows] = window_rows(past[ticker], origins, lookback)
+            if future is not None:
+                dates = dataset.datasets[ticker].prices.index
+                steps = origins[:, np.newaxis] + np.arange(1, self.horizon + 1)
+                future[rows] = calendar_features(dates[steps.ravel()]).reshape(
+                    len(origins), self.horizon, -1
+                )
+        if columns:
+            values = np.concatenate([values, extra], axis=2)
+        tickers = windows.ticker_index if self.model.ticker_embedding else None
+        return WindowInputs(values, tickers, future)
+
+    def _choose_shrinkage(
+        self, val: PanelWindowSet, inputs: WindowInputs
+    ) -> tuple[dict[str, float], float]:
         """`model.shrinkage`: the factor(s) toward the random walk that minimise the validation
         windows' price MAE relative to the random walk's (the geometric mean over series for
         one global factor, each series' own ratio for per-series factors)."""
@@ -143,9 +221,7 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
             return dict.fromkeys(self.tickers_, 1.0), 1.0
         scaled = np.concatenate(
             [
-                self.network_.forecast(
-                    self._inputs(val.inputs[k : k + 4096], val.ticker_index[k : k + 4096])
-                ).forecast
+                self.network_.forecast(inputs[k : k + 4096]).forecast
                 for k in range(0, len(val), 4096)
             ]
         )
@@ -207,10 +283,46 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
             precision=self.train.precision,
         )
 
-    def _inputs(self, values: np.ndarray, tickers: np.ndarray) -> Inputs:
-        if not self.network_.spec.ticker_embedding:
-            return values
-        return TickerInputs(values, np.asarray(tickers, dtype=np.int32))
+    def _covariates(
+        self,
+        prices: pd.Series,
+        origins: np.ndarray,
+        ticker: str | None,
+        context: Panel | None,
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The past covariates [n, lookback, C] (None without) and the decoder's calendar
+        [n, H, 5] (None without) of forecasts of `prices` from `origins`. A trained ticker's
+        features are scaled as in training; another series' on its own bars up to the first
+        origin. Volume and high/low come from `context`'s series of `ticker` (absent for a
+        series not in it), other tickers' returns from `context`'s tickers."""
+        covariates = self.model.covariates
+        future = (
+            forecast_calendar(prices.index, origins, self.horizon)
+            if "calendar" in covariates
+            else None
+        )
+        if not (set(covariates) - {"calendar"}):
+            return None, future
+        context = self.context_ if context is None else context
+        last_origin = prices.index[int(origins.max())]
+        if context.calendar[-1] < last_origin and (
+            "tickers" in covariates or {"volume", "range"} & set(covariates)
+        ):
+            raise DataError(
+                f"model.covariates={list(covariates)} reads other tickers' returns or bar "
+                f"fields on the dates forecast from, but the panel given ends on "
+                f"{context.calendar[-1]:%Y-%m-%d}, before the origin dated "
+                f"{last_origin:%Y-%m-%d}. Fix: pass predict(..., context=<the panel up to the "
+                "origins>)."
+            )
+        bar_fields = context[ticker].bar_fields if ticker in context.tickers else None
+        features = series_features(prices, bar_fields, covariates, self.model.volatility_window)
+        if self.knows(ticker):
+            scaler = self.feature_scalers_[ticker]
+        else:
+            scaler = FeatureScaler.fit(features, int(origins[0]) + 1)
+        past = self._past(prices, features, scaler, context)
+        return window_rows(past, origins, self.window.lookback), future
 
     def knows(self, ticker: str | None) -> bool:
         """Whether `ticker` is one the model was trained on."""
@@ -218,10 +330,17 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
         return ticker in self.tickers_
 
     def predict(
-        self, prices: pd.Series, origins: np.ndarray, ticker: str | None = None
+        self,
+        prices: pd.Series,
+        origins: np.ndarray,
+        ticker: str | None = None,
+        *,
+        context: Panel | None = None,
     ) -> Forecast:
         """Forecast `prices` (the series of `ticker`, or a series the model has not seen when
-        `ticker` is None or unknown) from each origin."""
+        `ticker` is None or unknown) from each origin. With `model.covariates`, `context` is
+        the panel to read bar fields and other tickers' returns from (default: the panel the
+        model was fitted on); nothing in it dated after an origin reaches that forecast."""
         check_fitted(self, "network_")
         origins = check_origins(prices, origins, self.min_history)
         if self.knows(ticker):
@@ -232,7 +351,11 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
         values = window_inputs(
             prices, origins, lookback=self.window.lookback, scaler=scaler, target=self.target
         )
-        output = self.network_.forecast(self._inputs(values, np.full(len(origins), index)))
+        past, future = self._covariates(prices, origins, ticker, context)
+        if past is not None:
+            values = np.concatenate([values, past], axis=2)
+        tickers = np.full(len(origins), index, np.int32) if self.model.ticker_embedding else None
+        output = self.network_.forecast(WindowInputs(values, tickers, future))
         origin_prices = np.asarray(prices, dtype=np.float64)[origins]
         model_prices = forecast_to_prices(output.forecast, origin_prices, scaler, self.target)
         shrinkage = self.shrinkage_of(ticker if self.knows(ticker) else None)
@@ -246,16 +369,23 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
             decoder_state=output.decoder_final_state,
         )
 
-    def for_series(self, ticker: str | None) -> SeriesForecaster:
+    def for_series(self, ticker: str | None, context: Panel | None = None) -> SeriesForecaster:
         """The fitted model as the forecaster protocol for one series (`ticker`, or None for a
-        series it was not trained on)."""
+        series it was not trained on), reading covariates from `context` (`predict`)."""
         check_fitted(self, "network_")
-        return SeriesForecaster(self, ticker)
+        return SeriesForecaster(self, ticker, context)
 
     def export(self, path: str | Path, *, price_column: str, date_column: str) -> Path:
         """The fitted model as a self-contained directory (`export.export_model`), with every
         ticker's scaler; a ticker it was not trained on is scaled on its own prices."""
         check_fitted(self, "network_")
+        if self.model.covariates:
+            raise ConfigError(
+                f"model.covariates={list(self.model.covariates)}: exporting a model that reads "
+                "covariates is not built (the exported model and the pyfunc read prices only). "
+                "Fix: train with model.covariates=[] to export and serve it; covariates are "
+                "measured with `python -m forecaster backtest data=panel`."
+            )
         preprocessing = Preprocessing(
             target=self.target,
             scaler_mean=math.nan,  # per ticker, below
@@ -281,9 +411,12 @@ class SeriesForecaster:
     """A fitted global model seen as the forecaster protocol for one series: `predict` only
     (it was fitted on the whole panel, `GlobalSeq2SeqForecaster.fit_panel`)."""
 
-    def __init__(self, model: GlobalSeq2SeqForecaster, ticker: str | None) -> None:
+    def __init__(
+        self, model: GlobalSeq2SeqForecaster, ticker: str | None, context: Panel | None = None
+    ) -> None:
         self.global_model = model
         self.ticker = ticker
+        self.context = context
         self.horizon = model.horizon
         self.min_history = model.min_history
 
@@ -294,4 +427,4 @@ class SeriesForecaster:
         )
 
     def predict(self, prices: pd.Series, origins: np.ndarray) -> Forecast:
-        return self.global_model.predict(prices, origins, self.ticker)
+        return self.global_model.predict(prices, origins, self.ticker, context=self.context)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from forecaster.data.covariates import check_covariates
 from forecaster.errors import ConfigError
 from forecaster.models.base import QUANTILE_LEVELS, check_quantile_levels
 from forecaster.training.loop import TrainConfig
@@ -61,6 +62,12 @@ class Seq2SeqConfig:
     # subtracting their training mean, so the model is not handed each series' training drift
     # to extrapolate.
     demean: bool = True
+    # A global model: what it reads besides each series' own values (forecaster.data.covariates):
+    # past covariates into the encoder (volatility, volume, range, tickers) and known-future
+    # ones into the decoder (calendar). [] (none) is the measured default (experiments/README.md).
+    covariates: list[str] = field(default_factory=list)
+    # The bars of the realised volatility covariate (its log returns' std up to each bar).
+    volatility_window: int = 20
 
     def __post_init__(self) -> None:
         _check("model.num_units", self.num_units, _positive_int, "an integer >= 1")
@@ -77,6 +84,13 @@ class Seq2SeqConfig:
             "0 (off) or an integer >= 1",
         )
         _check("model.shrinkage", self.shrinkage, lambda v: v in SHRINKAGE, f"one of {SHRINKAGE}")
+        check_covariates(list(self.covariates))
+        _check(
+            "model.volatility_window",
+            self.volatility_window,
+            lambda v: _positive_int(v) and v >= 2,
+            "an integer >= 2",
+        )
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,7 @@ class ModelSpec:
     clip_norm: float = TrainConfig.clip_norm
     ticker_embedding: int = 0  # model.ticker_embedding
     num_tickers: int = 0  # rows of the embedding: the tickers trained on
+    num_future: int = 0  # known-future covariates per decoder step (model.covariates)
     # The decoder's inputs in training: the true previous values (1.0 throughout, the fused
     # teacher-forced path) or a schedule (training.teacher_forcing) mixing in its own predictions.
     teacher_forcing: TeacherForcing = TeacherForcing()
@@ -102,6 +117,7 @@ class ModelSpec:
     def __post_init__(self) -> None:
         _check("window.horizon", self.horizon, _positive_int, "an integer >= 1")
         _check("num_features", self.num_features, _positive_int, "an integer >= 1")
+        _check("num_future", self.num_future, lambda v: v == 0 or _positive_int(v), "an int >= 0")
         Seq2SeqConfig(
             self.num_units,
             self.num_layers,
@@ -135,6 +151,7 @@ class ModelSpec:
         train: TrainConfig,
         num_features: int = 1,
         num_tickers: int = 0,
+        num_future: int = 0,
     ) -> ModelSpec:
         """The spec of `model` and `train`; the ticker embedding only for a global model
         (`num_tickers` > 0)."""
@@ -152,6 +169,7 @@ class ModelSpec:
             ticker_embedding=model.ticker_embedding if num_tickers else 0,
             num_tickers=num_tickers if model.ticker_embedding else 0,
             teacher_forcing=train.teacher_forcing_schedule(),
+            num_future=num_future,
         )
 
 
