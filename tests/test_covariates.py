@@ -227,3 +227,36 @@ def test_a_context_ending_before_the_origin_is_refused_and_export_is_refused(tmp
         assert np.isfinite(forecast.prices).all()
         with pytest.raises(ConfigError, match=r"model.covariates=\[\]"):
             model.export(tmp_path / "m", price_column="price", date_column="date")
+
+
+@pytest.mark.slow
+def test_train_on_a_panel_with_covariates_finishes_and_says_why_it_exports_no_model(tmp_path):
+    from conftest import TINY, compose_config, compose_train_config
+    from mlflow.tracking import MlflowClient
+
+    from forecaster.cli.predict import predict
+    from forecaster.cli.train import train
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = [o for o in TINY if not o.startswith("data=")]
+    metrics = train(
+        compose_train_config(
+            [
+                *overrides,
+                "data=panel",
+                "data.tickers=[SP500,AAPL,EURUSD]",  # SP500 has volume and high/low, not the rest
+                "window.stride=5",
+                "model.covariates=[volatility,volume,range,tickers,calendar]",
+                "train.baselines=[naive]",
+                f"tracking.uri={uri}",
+            ]
+        )
+    )
+    assert 0.5 < metrics["panel_test_gmean_mae_vs_naive"] < 1.5
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("forecaster").experiment_id])[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["model.exported"] == "false"
+    assert "model.covariates=[]" in run.data.tags["model.not_exported_because"]
+    with pytest.raises(ConfigError, match="that run logged no model to forecast with"):
+        predict(compose_config("predict", [f"run_id={run.info.run_id}", f"tracking.uri={uri}"]))

@@ -428,6 +428,30 @@ COMMAND_CASES = [
         "model.shrinkage='half' is invalid: expected one of ('none', 'global', 'per_series').",
     ),
     Case(
+        "unknown covariate",
+        (*TRAIN, "data=panel", "model.covariates=[vol]"),
+        "model.covariates=['vol']: ['vol'] unknown. Fix: choose from ['volatility', 'volume', "
+        "'range', 'tickers', 'calendar'], e.g. model.covariates=[volatility,calendar], or "
+        "model.covariates=[] for none.",
+    ),
+    Case(
+        "covariate named twice",
+        (*TRAIN, "data=panel", "model.covariates=[calendar,calendar]"),
+        "model.covariates=['calendar', 'calendar'] names a covariate twice.",
+    ),
+    Case(
+        "volatility window too short",
+        (*TRAIN, "data=panel", "model.volatility_window=1"),
+        "model.volatility_window=1 is invalid: expected an integer >= 2.",
+    ),
+    Case(
+        "covariates on one series",
+        (*TRAIN, "model.covariates=[volatility]"),
+        "model.covariates=['volatility']: covariates are built for the global model over a "
+        "panel, which reads other tickers and bar fields (data=panel, files or long; a panel of "
+        "one file works too). Fix: train on a panel, or set model.covariates=[].",
+    ),
+    Case(
         "predict without a model",
         ("predict", "tracking.uri={store}"),
         "say which model to use with one of: run_id=<MLflow run id> (or run_id=latest), "

@@ -128,21 +128,36 @@ def train_panel(
         run.log_frame(summary, "panel/test_summary.csv")
         run.set_description(markdown(summary, len(panel), split))
         run.log_figure(learning_curve_figure(history), "plots/learning_curve.png")
-        with tempfile.TemporaryDirectory() as tmp:
-            first = panel.series[0]
-            exported = model.export(
-                Path(tmp) / "exported_model",
-                price_column=first.price_column,
-                date_column=first.date_column,
+        if settings.model.covariates:
+            # The exported model and the pyfunc read prices only: a model that reads covariates
+            # is evaluated and tracked, not exported (GlobalSeq2SeqForecaster.export says so).
+            reason = (
+                f"model.covariates={list(settings.model.covariates)}: the model is not exported "
+                "(serving reads prices only); train with model.covariates=[] to serve it"
             )
-            recent = first.prices.iloc[-(window.lookback + 1) :]
-            example = recent.rename(first.price_column).rename_axis(first.date_column)
-            run.log_model(exported, example.reset_index().assign(ticker=first.ticker))
+            log.warning("%s", reason)
+            run.set_tags({"model.exported": "false", "model.not_exported_because": reason})
+        else:
+            log_exported(run, model, panel, window)
     shown = summary.round(4).to_string(index=False)
     print(
         f"{len(panel)} series, test from {split.val_end:%Y-%m-%d}\n{shown}\nMLflow run {run.run_id}"
     )
     return metrics
+
+
+def log_exported(run: TrackedRun, model, panel: Panel, window) -> None:
+    """The fitted global model, exported, as the run's MLflow model (with an input example)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        first = panel.series[0]
+        exported = model.export(
+            Path(tmp) / "exported_model",
+            price_column=first.price_column,
+            date_column=first.date_column,
+        )
+        recent = first.prices.iloc[-(window.lookback + 1) :]
+        example = recent.rename(first.price_column).rename_axis(first.date_column)
+        run.log_model(exported, example.reset_index().assign(ticker=first.ticker))
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:

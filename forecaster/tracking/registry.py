@@ -114,14 +114,14 @@ def pick_model(
         return _best_of_sweep(client, experiment.experiment_id, sweep, pick)
     if run_id == "latest":
         return _latest(client, experiment.experiment_id, experiment_name)
-    run = _get_run(client, run_id, "run_id")
+    run = _check_exported(_get_run(client, run_id, "run_id"), "run_id")
     return PickedModel(f"runs:/{run_id}/{MODEL_NAME}", run_id, f"run {_describe(run)}")
 
 
 def _by_uri(client: MlflowClient, model_uri: str) -> PickedModel:
     if model_uri.startswith("runs:/"):
         run_id = model_uri[len("runs:/") :].split("/", 1)[0]
-        run = _get_run(client, run_id, "model_uri")
+        run = _check_exported(_get_run(client, run_id, "model_uri"), "model_uri")
         return PickedModel(model_uri, run_id, f"run {_describe(run)}")
     match = re.fullmatch(r"models:/([^@/]+)(?:@([^/]+)|/(\d+))", model_uri)
     if match is None:
@@ -224,6 +224,17 @@ def _get_run(client: MlflowClient, run_id: str, key: str):
             f"{mlflow.get_tracking_uri()}. Fix: check it, and that tracking.uri (or "
             "MLFLOW_TRACKING_URI) names the store that holds it; run_id=latest takes the newest."
         ) from None
+
+
+def _check_exported(run, key: str):
+    """`run`, unless its training logged no model on purpose (tag `model.exported=false`)."""
+    if run.data.tags.get("model.exported") == "false":
+        reason = run.data.tags.get("model.not_exported_because", "")
+        raise ConfigError(
+            f"{key}={run.info.run_id}: that run logged no model to forecast with ({reason}). "
+            "Fix: pick a run that exported one, or train again without covariates."
+        )
+    return run
 
 
 def _describe(run) -> str:
