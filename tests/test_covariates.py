@@ -153,9 +153,15 @@ def test_nothing_dated_after_the_origin_reaches_the_inputs(ticker):
         recorder = Recorder(model.network_)
         origin = 170
         date = panel.prices("A").index[origin]
+        target = "A" if ticker is None else ticker
         after = panel_of(
             **{
-                s.ticker: s.prices.where(s.prices.index <= date, s.prices * 2.0)
+                # The target's own bars after the origin; every other ticker's from the origin's
+                # own date on (the strict as-of alignment leaves same-day prices out).
+                s.ticker: s.prices.where(
+                    s.prices.index <= date if s.ticker == target else s.prices.index < date,
+                    s.prices * 2.0,
+                )
                 for s in panel.series
             }
         )
@@ -166,10 +172,8 @@ def test_nothing_dated_after_the_origin_reaches_the_inputs(ticker):
                 *after.series[1:],
             )
         )
-        # Prices of every other ticker on the origin's own date changed too: the strict
-        # as-of alignment leaves them out.
         for context in (panel, after):
-            series = context["A" if ticker is None else ticker]
+            series = context[target]
             model.predict(series.prices, np.array([origin]), ticker, context=context)
         before, later = recorder.inputs
         np.testing.assert_array_equal(before.values, later.values)
@@ -182,7 +186,7 @@ def test_nothing_dated_after_the_origin_reaches_the_inputs(ticker):
             }
         )
         moved = Panel((replace(moved.series[0], bar_fields=bars), *moved.series[1:]))
-        series = moved["A" if ticker is None else ticker]
+        series = moved[target]
         model.predict(series.prices, np.array([origin]), ticker, context=moved)
         assert not np.array_equal(recorder.inputs[-1].values, before.values)
 
