@@ -22,8 +22,10 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
+from forecaster.data.chunks import ChunkSet, make_chunks
 from forecaster.data.splits import TimeSplit, WindowConfig, check_target, target_offset
 from forecaster.data.windows import (
+    Dataset,
     forecast_to_prices,
     make_windows,
     target_series,
@@ -31,7 +33,7 @@ from forecaster.data.windows import (
 )
 from forecaster.errors import ConfigError, DataError
 from forecaster.models.base import Forecast, check_fitted, check_origins, check_series
-from forecaster.models.seq2seq.carry import carried_forecast
+from forecaster.models.seq2seq.carry import CarriedStateTraining, carried_forecast
 from forecaster.models.seq2seq.export import Preprocessing, export_model
 from forecaster.models.seq2seq.network import OwnsNetwork, Seq2SeqModel
 from forecaster.models.seq2seq.outputs import (
@@ -68,6 +70,16 @@ class Seq2SeqForecaster(OwnsNetwork):
                 "model.ticker_embedding, model.shrinkage and model.demean are settings of the "
                 "global model over a panel (data=panel); a single series takes their defaults "
                 "(0, none, true)."
+            )
+        if (
+            train is not None
+            and train.state == "carry"
+            and (model or Seq2SeqConfig()).state != "carry"
+        ):
+            raise ConfigError(
+                "train.state=carry trains the network on the state carried over the series, "
+                "which only a carried forecast starts from: set model.state=carry too (or "
+                "train.state=window)."
             )
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
@@ -110,12 +122,15 @@ class Seq2SeqForecaster(OwnsNetwork):
             target=self.target,
         )
         self._prepare_network(ModelSpec.of(w.horizon, self.model, self.train))
-        self.network_.steps_per_epoch = math.ceil(len(windows.train) / self.train.batch_size)
+        trainable, train_data = self.network_, windows.train
+        if self.train.state == "carry":
+            trainable, train_data = self._carried_training(prices, split, windows)
+        self.network_.steps_per_epoch = math.ceil(len(train_data) / self.train.batch_rows)
         callbacks = list(self.callbacks)
         if val is not None:
             callbacks.append(EarlyStopping(self.train.patience))
         trainer = Trainer(
-            self.network_,
+            trainable,
             self.train,
             seed=self.seed,
             callbacks=callbacks,
@@ -123,10 +138,30 @@ class Seq2SeqForecaster(OwnsNetwork):
             stop_request=self.stop_request,
         )
         self.history_ = trainer.fit(
-            windows.train, windows.val if val is not None else None, resume=resume
+            train_data, windows.val if val is not None else None, resume=resume
         )
         self.scaler_ = windows.scaler
         return self
+
+    def _carried_training(
+        self, prices: pd.Series, split: TimeSplit, windows: Dataset
+    ) -> tuple[CarriedStateTraining, ChunkSet]:
+        """The network trained on consecutive chunks of the training part with the state
+        carried (`train.state=carry`), validated by the carried forecast."""
+        offset = target_offset(self.target)
+        y = target_series(prices, self.target).to_numpy()
+        scaled = windows.scaler.transform(y).astype(np.float32)
+        chunks = make_chunks(
+            scaled,
+            split.train_stop - offset,
+            chunk_length=self.train.chunk_length,
+            horizon=self.window.horizon,
+            streams=self.train.streams,
+        )
+        trainable = CarriedStateTraining(
+            self.network_, chunks, scaled, windows.val.origin_index - offset
+        )
+        return trainable, chunks
 
     def _prepare_network(self, spec: ModelSpec) -> None:
         """A network in its initial state. A refit with the same spec, seed, threads and precision

@@ -27,6 +27,7 @@ from forecaster.data.panel import Panel, PanelSplit
 from forecaster.data.panel_windows import PanelDataset, PanelWindowSet, make_panel_windows
 from forecaster.data.splits import WindowConfig, check_target, target_offset
 from forecaster.data.windows import Scaler, forecast_to_prices, target_series, window_inputs
+from forecaster.errors import ConfigError
 from forecaster.models.base import Forecast, check_fitted, check_origins
 from forecaster.models.seq2seq.export import Preprocessing, export_model
 from forecaster.models.seq2seq.inputs import UNKNOWN_TICKER
@@ -85,6 +86,12 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
         self.train = train or TrainConfig()
+        if self.model.state == "carry" or self.train.state == "carry":
+            raise ConfigError(
+                "model.state=carry and train.state=carry (the encoder state carried over a "
+                "series) are built for a single-series model; the global model over a panel "
+                "forecasts and trains on windows: leave both at window."
+            )
         self.target = target
         self.seed = seed
         self.callbacks = callbacks
