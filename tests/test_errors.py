@@ -417,6 +417,24 @@ COMMAND_CASES = [
         "'linear', 'inverse_sigmoid').",
     ),
     Case(
+        "carried training without a carried forecast",
+        (*TRAIN, "train.state=carry"),
+        "train.state=carry trains the network on the state carried over the series, which only "
+        "a carried forecast starts from: set model.state=carry too (or train.state=window).",
+    ),
+    Case(
+        "unknown training state",
+        (*TRAIN, "train.state=chunks"),
+        "train.state='chunks' is invalid: expected one of ('window', 'carry').",
+    ),
+    Case(
+        "a training part too short for the carried training's chunks",
+        (*TRAIN, "model.state=carry", "train.state=carry", "train.streams=100"),
+        "train.state=carry needs at least one chunk per stream: the training part has {*} bars, "
+        "{*} before its last horizon, fewer than train.streams (100) x train.chunk_length (20); "
+        "lower train.streams or train.chunk_length, or give the training part more bars.",
+    ),
+    Case(
         "a global model's key on one series",
         (*TRAIN, "model.ticker_embedding=4"),
         "model.ticker_embedding, model.shrinkage and model.demean are settings of the global "

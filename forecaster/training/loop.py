@@ -1,5 +1,9 @@
 """The training loop: shuffled mini-batches, validation, best-weights selection, checkpoints.
 
+With `train.state=carry` the batches are not shuffled but visited in time order, `streams` rows
+each: the model carries its state from one batch to the next (truncated backpropagation through
+time; `forecaster.models.seq2seq.carry.CarriedStateTraining`).
+
 Like minGPT's Trainer, it trains anything that is `Trainable` and knows no model, no MLflow and
 no Hydra; what happens at the end of an epoch beyond that (early stopping, tracking) is a
 callback's business. With a checkpoint directory it writes, after every epoch, all it needs to
