@@ -1,4 +1,4 @@
-"""Training with the encoder state carried (`train.state=carry`): the chunk layout, the state fed
+"""Training with the encoder state carried (`train.carry=true`): the chunk layout, the state fed
 at every chunk boundary, no look-ahead, exact resume, every output head, and the refusals."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def gbm(n: int, seed: int) -> pd.Series:
 
 
 def carry_model(**train) -> Seq2SeqForecaster:
-    settings = dict(epochs=2, intra_op_threads=1, state="carry", chunk_length=7, streams=3)
+    settings = dict(epochs=2, intra_op_threads=1, carry=True, chunk_length=7, streams=3)
     return Seq2SeqForecaster(
         window=WindowConfig(lookback=10, horizon=3),
         model=Seq2SeqConfig(num_units=5, num_layers=2, state="carry"),
@@ -71,7 +71,7 @@ def test_chunks_walk_each_stream_forward_and_stay_inside_the_training_part():
 
 def test_a_training_part_too_short_for_one_chunk_per_stream_says_what_to_lower():
     message = (
-        r"train.state=carry needs at least one chunk per stream: the training part has 40 bars, "
+        r"train.carry=true needs at least one chunk per stream: the training part has 40 bars, "
         r"35 before its last horizon, fewer than train.streams \(8\) x train.chunk_length \(20\)"
     )
     with pytest.raises(ConfigError, match=message):
@@ -177,7 +177,7 @@ def test_every_output_head_trains_with_the_state_carried(output):
         window=WindowConfig(lookback=10, horizon=3),
         model=Seq2SeqConfig(num_units=6, output=output, state="carry"),
         train=TrainConfig(
-            epochs=4, intra_op_threads=1, state="carry", chunk_length=10, learning_rate=0.01
+            epochs=4, intra_op_threads=1, carry=True, chunk_length=10, learning_rate=0.01
         ),
     ) as model:
         model.fit(prices.iloc[:350], prices.iloc[350:420])
@@ -190,14 +190,12 @@ def test_every_output_head_trains_with_the_state_carried(output):
 
 
 def test_carried_training_is_refused_where_it_cannot_apply():
-    with pytest.raises(ConfigError, match=r"train\.state=carry .* set model\.state=carry too"):
-        Seq2SeqForecaster(train=TrainConfig(state="carry"))
-    with pytest.raises(ConfigError, match=r"train\.state='chunks' is invalid: expected one of"):
-        TrainConfig(state="chunks")
+    with pytest.raises(ConfigError, match=r"train\.carry=true .* set model\.state=carry too"):
+        Seq2SeqForecaster(train=TrainConfig(carry=True))
+    with pytest.raises(ConfigError, match=r"train\.carry='yes' is invalid: expected true or false"):
+        TrainConfig(carry="yes")
     for key in ("chunk_length", "streams"):
         with pytest.raises(ConfigError, match=rf"train\.{key}=0 is invalid"):
             TrainConfig(**{key: 0})
     with pytest.raises(ConfigError, match=r"built for a single-series model"):
-        GlobalSeq2SeqForecaster(
-            model=Seq2SeqConfig(state="carry"), train=TrainConfig(state="carry")
-        )
+        GlobalSeq2SeqForecaster(model=Seq2SeqConfig(state="carry"), train=TrainConfig(carry=True))

@@ -418,19 +418,14 @@ COMMAND_CASES = [
     ),
     Case(
         "carried training without a carried forecast",
-        (*TRAIN, "train.state=carry"),
-        "train.state=carry trains the network on the state carried over the series, which only "
-        "a carried forecast starts from: set model.state=carry too (or train.state=window).",
-    ),
-    Case(
-        "unknown training state",
-        (*TRAIN, "train.state=chunks"),
-        "train.state='chunks' is invalid: expected one of ('window', 'carry').",
+        (*TRAIN, "train.carry=true"),
+        "train.carry=true trains the network on the state carried over the series, which only "
+        "a carried forecast starts from: set model.state=carry too (or train.carry=false).",
     ),
     Case(
         "a training part too short for the carried training's chunks",
-        (*TRAIN, "model.state=carry", "train.state=carry", "train.streams=100"),
-        "train.state=carry needs at least one chunk per stream: the training part has {*} bars, "
+        (*TRAIN, "model.state=carry", "train.carry=true", "train.streams=100"),
+        "train.carry=true needs at least one chunk per stream: the training part has {*} bars, "
         "{*} before its last horizon, fewer than train.streams (100) x train.chunk_length (20); "
         "lower train.streams or train.chunk_length, or give the training part more bars.",
     ),

@@ -33,7 +33,7 @@ def tiny_seq2seq(
     output: str = "point",
     quantiles=QUANTILE_LEVELS,
     state: str = "window",
-    train_state: str = "window",
+    carry: bool = False,
 ):
     return create(
         "seq2seq",
@@ -47,7 +47,7 @@ def tiny_seq2seq(
             state=state,
         ),
         train=TrainConfig(
-            epochs=2, batch_size=64, intra_op_threads=1, state=train_state, chunk_length=10
+            epochs=2, batch_size=64, intra_op_threads=1, carry=carry, chunk_length=10
         ),
         seed=seed,
     )
@@ -80,8 +80,8 @@ TINY: dict[str, Callable] = {
     "seq2seq/student_t": seq2seq_with(output="student_t"),
     # The encoder state carried over the whole series (model.state=carry).
     "seq2seq/carry": seq2seq_with(output="quantiles", state="carry"),
-    # ... and trained that way too (train.state=carry: truncated backprop through time).
-    "seq2seq/carry_trained": seq2seq_with(output="quantiles", state="carry", train_state="carry"),
+    # ... and trained that way too (train.carry=true: truncated backprop through time).
+    "seq2seq/carry_trained": seq2seq_with(output="quantiles", state="carry", carry=True),
 }
 # The models whose tiny configuration forecasts quantiles.
 PROBABILISTIC = sorted(

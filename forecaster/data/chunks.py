@@ -1,5 +1,5 @@
 """Consecutive chunks of a training series, for training with the encoder state carried
-(`train.state=carry`: truncated backpropagation through time).
+(`train.carry=true`: truncated backpropagation through time).
 
 The training part of the scaled target series `y[:train_stop]` is cut into `streams` contiguous,
 equally long segments (the streams), each into `chunks` consecutive chunks of `chunk_length`
@@ -56,7 +56,7 @@ def make_chunks(
     chunks = usable // (streams * chunk_length)
     if chunks < 1:
         raise ConfigError(
-            f"train.state=carry needs at least one chunk per stream: the training part has "
+            f"train.carry=true needs at least one chunk per stream: the training part has "
             f"{train_stop} bars, {usable} before its last horizon, fewer than train.streams "
             f"({streams}) x train.chunk_length ({chunk_length}); lower train.streams or "
             "train.chunk_length, or give the training part more bars."

@@ -1,6 +1,6 @@
 """The training loop: shuffled mini-batches, validation, best-weights selection, checkpoints.
 
-With `train.state=carry` the batches are not shuffled but visited in time order, `streams` rows
+With `train.carry=true` the batches are not shuffled but visited in time order, `streams` rows
 each: the model carries its state from one batch to the next (truncated backpropagation through
 time; `forecaster.models.seq2seq.carry.CarriedStateTraining`).
 
@@ -34,8 +34,6 @@ from forecaster.training.teacher_forcing import TeacherForcing
 
 log = logging.getLogger(__name__)
 
-TRAIN_STATES = ("window", "carry")
-
 
 @dataclass
 class TrainConfig:
@@ -54,11 +52,11 @@ class TrainConfig:
     teacher_forcing: float = 1.0
     teacher_forcing_decay: str = "constant"  # or "linear", "inverse_sigmoid"
     teacher_forcing_epochs: float = 10.0  # linear: epochs to the floor; inverse_sigmoid: its k
-    # window: shuffled batches of `batch_size` windows, each encoded from a zero state. carry:
+    # false: shuffled batches of `batch_size` windows, each encoded from a zero state. true:
     # truncated backpropagation through time: `streams` contiguous segments of the training
     # series walked forward side by side in chunks of `chunk_length` bars, in time order, each
     # chunk starting from the state the previous one ended with (the model carries it).
-    state: str = "window"
+    carry: bool = False
     chunk_length: int = 20  # carry: bars per chunk (how far back gradients reach)
     streams: int = 8  # carry: segments trained side by side (the batch size)
 
@@ -79,17 +77,15 @@ class TrainConfig:
             value = getattr(self, key)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"train.{key}={value!r} is invalid: expected a number > 0.")
-        if self.state not in TRAIN_STATES:
-            raise ConfigError(
-                f"train.state={self.state!r} is invalid: expected one of {TRAIN_STATES}."
-            )
+        if not isinstance(self.carry, bool):
+            raise ConfigError(f"train.carry={self.carry!r} is invalid: expected true or false.")
         check_precision(self.precision)
         self.teacher_forcing_schedule()
 
     @property
     def batch_rows(self) -> int:
-        """Rows per batch: windows (`window`) or streams (`carry`)."""
-        return self.streams if self.state == "carry" else self.batch_size
+        """Rows per batch: windows, or with `carry` streams."""
+        return self.streams if self.carry else self.batch_size
 
     def teacher_forcing_schedule(self) -> TeacherForcing:
         return TeacherForcing(
@@ -259,10 +255,10 @@ class Trainer:
         return float(np.mean(losses))
 
     def _epoch_order(self, train: Windows, rng: np.random.Generator) -> np.ndarray:
-        """Shuffled windows; with `train.state=carry`, the rows in time order: `train` holds
+        """Shuffled windows; with `train.carry=true`, the rows in time order: `train` holds
         chunk b of every stream in rows b * streams ... (b + 1) * streams - 1, and the model
         carries each stream's state from one batch to the next."""
-        if self.config.state == "carry":
+        if self.config.carry:
             return np.arange(len(train))
         return rng.permutation(len(train))
 

@@ -1,5 +1,5 @@
 """The encoder state carried across the whole series: forecasting with it (`model.state=carry`)
-and training with it (`train.state=carry`, truncated backpropagation through time).
+and training with it (`train.carry=true`, truncated backpropagation through time).
 
 With `model.state=window` (the default) each origin's forecast encodes the `lookback` bars up to
 it from a zero state. With `carry`, the encoder runs bar by bar over the whole series, from its
@@ -72,7 +72,7 @@ def carried_forecast(
 
 class CarriedStateTraining:
     """A `Seq2SeqModel` trained with its encoder state carried from chunk to chunk (the
-    `Trainable` the training loop fits when `train.state=carry`).
+    `Trainable` the training loop fits when `train.carry=true`).
 
     The loop hands it the batches of a `ChunkSet` in time order, batch b being chunk b of every
     stream. Chunk b starts from the final encoder `(c, h)` of every layer that chunk b - 1 ended

@@ -71,15 +71,11 @@ class Seq2SeqForecaster(OwnsNetwork):
                 "global model over a panel (data=panel); a single series takes their defaults "
                 "(0, none, true)."
             )
-        if (
-            train is not None
-            and train.state == "carry"
-            and (model or Seq2SeqConfig()).state != "carry"
-        ):
+        if train is not None and train.carry and (model or Seq2SeqConfig()).state != "carry":
             raise ConfigError(
-                "train.state=carry trains the network on the state carried over the series, "
+                "train.carry=true trains the network on the state carried over the series, "
                 "which only a carried forecast starts from: set model.state=carry too (or "
-                "train.state=window)."
+                "train.carry=false)."
             )
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
@@ -123,7 +119,7 @@ class Seq2SeqForecaster(OwnsNetwork):
         )
         self._prepare_network(ModelSpec.of(w.horizon, self.model, self.train))
         trainable, train_data = self.network_, windows.train
-        if self.train.state == "carry":
+        if self.train.carry:
             trainable, train_data = self._carried_training(prices, split, windows)
         self.network_.steps_per_epoch = math.ceil(len(train_data) / self.train.batch_rows)
         callbacks = list(self.callbacks)
@@ -147,7 +143,7 @@ class Seq2SeqForecaster(OwnsNetwork):
         self, prices: pd.Series, split: TimeSplit, windows: Dataset
     ) -> tuple[CarriedStateTraining, ChunkSet]:
         """The network trained on consecutive chunks of the training part with the state
-        carried (`train.state=carry`), validated by the carried forecast."""
+        carried (`train.carry=true`), validated by the carried forecast."""
         offset = target_offset(self.target)
         y = target_series(prices, self.target).to_numpy()
         scaled = windows.scaler.transform(y).astype(np.float32)

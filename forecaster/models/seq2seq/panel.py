@@ -86,11 +86,11 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
         self.train = train or TrainConfig()
-        if self.model.state == "carry" or self.train.state == "carry":
+        if self.model.state == "carry" or self.train.carry:
             raise ConfigError(
-                "model.state=carry and train.state=carry (the encoder state carried over a "
+                "model.state=carry and train.carry=true (the encoder state carried over a "
                 "series) are built for a single-series model; the global model over a panel "
-                "forecasts and trains on windows: leave both at window."
+                "forecasts and trains on windows: leave model.state=window and train.carry=false."
             )
         self.target = target
         self.seed = seed

@@ -46,7 +46,7 @@ class Seq2SeqConfig:
     quantiles: list[float] = field(default_factory=lambda: list(QUANTILE_LEVELS))
     # window: each forecast encodes the `window.lookback` bars up to its origin from a zero
     # state. carry: from the state carried bar by bar over the whole series (evaluation and
-    # forecasting; training stays on windows). See README, Intervals.
+    # forecasting; `train.carry=true` also trains that way). See README, Carried state.
     state: str = "window"
     # A global model over a panel: the size of a learned per-ticker vector fed, beside the
     # values, to every encoder and decoder step (0: none). A ticker the model was not trained on
