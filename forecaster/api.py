@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecaster.data.io import PriceSeries
 from forecaster.data.splits import WindowConfig
 from forecaster.evaluation.probabilistic import scoring_levels
 from forecaster.models import PROBABILISTIC_BASELINES, create
 from forecaster.models.base import QUANTILE_LEVELS
 from forecaster.models.base import Forecaster as ForecasterProtocol
 from forecaster.models.seq2seq.spec import Seq2SeqConfig
-from forecaster.training.loop import TrainConfig
+from forecaster.training.loop import Callback, TrainConfig
+from forecaster.training.stopping import StopRequest
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASELINES = ("naive", "drift", "ridge")  # train.baselines
 PARAMS_FILE = "params.json"
@@ -137,28 +142,70 @@ class Forecaster:
 
         return of(WindowConfig), of(Seq2SeqConfig), of(TrainConfig)
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Forecaster:
+        """The Forecaster a nested `python -m forecaster train` config describes (the inverse of
+        `config()`): each parameter read from its key; keys the API does not take (tracking,
+        data paths, ...) are ignored."""
+        params = {}
+        for name, parameter in PARAMETERS.items():
+            node: Any = config
+            for part in parameter.key.split("."):
+                if not isinstance(node, Mapping) or part not in node:
+                    break
+                node = node[part]
+            else:
+                params[name] = node
+        return cls(**params)
+
     # -- fitting --------------------------------------------------------------------------------
-    def fit(self, prices: pd.Series | pd.DataFrame | str | Path) -> Forecaster:
+    def fit(
+        self,
+        prices: pd.Series | pd.DataFrame | str | Path | PriceSeries,
+        *,
+        callbacks: Sequence[Callback] = (),
+        checkpoint_dir: str | Path | None = None,
+        stop_request: StopRequest | None = None,
+        resume: bool = False,
+    ) -> Forecaster:
         """Split `prices` by time, train on the training part (early stopping on validation),
         and score the model and the baselines on the test origins (`metrics_`, `evaluation_`).
 
-        `prices`: a Series of prices on a DatetimeIndex, a one-column DataFrame, or a CSV path
-        (read by the same validator as the CLI)."""
+        `prices`: a Series of prices on a DatetimeIndex, a one-column DataFrame, a CSV path
+        (read by the same validator as the CLI), or a `PriceSeries` already loaded. For long
+        runs: `callbacks` see every epoch (training.Callback), `checkpoint_dir` keeps a
+        checkpoint per epoch, which `resume=True` continues from, and `stop_request` stops
+        training at the next batch."""
         from forecaster.data import time_split
         from forecaster.data.timestamps import check_calendar
         from forecaster.evaluation import evaluate
         from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
 
-        self._close()
+        self.close()
         check_calendar(self.calendar)
         self.series_, prices = _prices(prices)
         window, model, train = self._groups()
         split = time_split(prices, window, self.target)
+        log.info(
+            "%s: %d bars; train to %s, validation to %s, %d test origins",
+            self.series_.path.name if self.series_ is not None else "prices",
+            len(prices),
+            f"{split.train_end:%Y-%m-%d}",
+            f"{split.val_end:%Y-%m-%d}",
+            len(split.test_origins(window.horizon)),
+        )
         network = Seq2SeqForecaster(
-            window=window, model=model, train=train, target=self.target, seed=self.seed
+            window=window,
+            model=model,
+            train=train,
+            target=self.target,
+            seed=self.seed,
+            callbacks=list(callbacks),
+            checkpoint_dir=checkpoint_dir,
+            stop_request=stop_request,
         )
         try:
-            network.fit(split.train(prices), split.val(prices))
+            network.fit(split.train(prices), split.val(prices), resume=resume)
             baselines = {b: baseline(b, window, self.quantiles, self.seed) for b in self.baselines}
             self.evaluation_ = evaluate(network, prices, split, baselines, self.quantiles)
         except BaseException:
@@ -171,17 +218,26 @@ class Forecaster:
         )
         return self
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Free the fitted model's TensorFlow session (it is refitted or loaded afresh)."""
         for name in ("network_", "exported_"):
             model = self.__dict__.pop(name, None)
             if model is not None:
                 model.close()
 
+    def __enter__(self) -> Forecaster:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def __del__(self) -> None:
-        self._close()
+        self.close()
 
     # -- forecasting ----------------------------------------------------------------------------
-    def predict(self, prices: pd.Series | pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
+    def predict(
+        self, prices: pd.Series | pd.DataFrame | str | Path | PriceSeries | None = None
+    ) -> pd.DataFrame:
         """Forecast the `horizon` bars after the last of `prices` (default: the series `fit`
         saw). A tidy frame, one row per step: `date` (on `calendar`'s sessions when set, else
         the data's spacing), `step`, `forecast` (the price), and `q<level>` columns when the
@@ -241,7 +297,7 @@ class Forecaster:
         if "network_" not in self.__dict__:
             raise RuntimeError("save needs a fitted Forecaster: call fit(prices) first")
         path = Path(path)
-        self._export(path / MODEL_DIR)
+        self.export(path / MODEL_DIR)
         (path / PARAMS_FILE).write_text(json.dumps(self.get_params(), indent=2))
         (path / METRICS_FILE).write_text(json.dumps(self.metrics_, indent=2))
         return path
@@ -264,7 +320,11 @@ class Forecaster:
             return self.series_.date_column, self.series_.price_column
         return str(self.prices_.index.name or "Date"), str(self.prices_.name or "Close")
 
-    def _export(self, directory: Path) -> Path:
+    def export(self, directory: str | Path) -> Path:
+        """The fitted model as an inference-only SavedModel with its preprocessing (what MLflow
+        serves), reading the price and date columns the model was fitted on."""
+        if "network_" not in self.__dict__:
+            raise RuntimeError("export needs a fitted Forecaster: call fit(prices) first")
         date, price = self._columns()
         return self.network_.export(
             directory, price_column=price, date_column=date, calendar=self.calendar
@@ -312,7 +372,7 @@ class Forecaster:
                 run.log_metrics({"train_loss": train_loss, "val_loss": val_loss}, step=epoch)
             run.log_metrics(self.metrics_ | {"best_epoch": history.best_epoch})
             with tempfile.TemporaryDirectory() as tmp:
-                exported = self._export(Path(tmp) / MODEL_DIR)
+                exported = self.export(Path(tmp) / MODEL_DIR)
                 columns = self._columns()
                 recent = self.prices_.iloc[-(self.lookback + 1) :]
                 example = pd.DataFrame({columns[0]: recent.index, columns[1]: recent.to_numpy()})
@@ -321,10 +381,12 @@ class Forecaster:
             return run.run_id
 
 
-def _prices(prices: pd.Series | pd.DataFrame | str | Path):
+def _prices(prices: pd.Series | pd.DataFrame | str | Path | PriceSeries):
     """(the PriceSeries when read from a file, else None; the validated price Series)."""
     from forecaster.data.io import load_prices, prices_from_frame
 
+    if isinstance(prices, PriceSeries):
+        return prices, prices.prices
     if isinstance(prices, (str, Path)):
         series = load_prices(prices)
         return series, series.prices

@@ -44,7 +44,7 @@ def fitted():
     prices = pd.read_csv(SYNTHETIC, parse_dates=["Date"], index_col="Date")["Adj Close"]
     model = Forecaster(**TINY_PARAMS, calendar="XNYS").fit(prices)
     yield model
-    model._close()
+    model.close()
 
 
 def test_fit_gives_the_metrics_the_cli_logs_for_the_same_keys(fitted, tiny_config):
