@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.data.io import PriceSeries
+from forecaster.data.panel import Panel
 from forecaster.data.splits import WindowConfig
 from forecaster.evaluation.probabilistic import scoring_levels
 from forecaster.models import PROBABILISTIC_BASELINES, create
@@ -183,7 +184,16 @@ class Forecaster:
 
         self.close()
         check_calendar(self.calendar)
+        training = {
+            "callbacks": list(callbacks),
+            "checkpoint_dir": checkpoint_dir,
+            "stop_request": stop_request,
+        }
+        panel = _panel(prices)
+        if panel is not None:
+            return self._fit_panel(panel, training, resume)
         self.series_, prices = _prices(prices)
+        self.panel_ = None
         window, model, train = self._groups()
         split = time_split(prices, window, self.target)
         log.info(
@@ -195,14 +205,7 @@ class Forecaster:
             len(split.test_origins(window.horizon)),
         )
         network = Seq2SeqForecaster(
-            window=window,
-            model=model,
-            train=train,
-            target=self.target,
-            seed=self.seed,
-            callbacks=list(callbacks),
-            checkpoint_dir=checkpoint_dir,
-            stop_request=stop_request,
+            window=window, model=model, train=train, target=self.target, seed=self.seed, **training
         )
         try:
             network.fit(split.train(prices), split.val(prices), resume=resume)
@@ -216,6 +219,46 @@ class Forecaster:
         self.metrics_ = {"best_val_loss": self.history_.best_val_loss} | (
             self.evaluation_.tracked_metrics
         )
+        return self
+
+    def _fit_panel(self, panel: Panel, training: dict[str, Any], resume: bool) -> Forecaster:
+        """One global model over every series of `panel`, scored on each series' test part
+        beside the baselines (`test_per_series_`, `test_summary_`; `metrics_` the summary)."""
+        from forecaster.data.panel import panel_split
+        from forecaster.evaluation.panel_scores import score_panel, summarise_panel, summary_metrics
+        from forecaster.models.seq2seq.panel import GlobalSeq2SeqForecaster
+
+        window, model, train = self._groups()
+        split = panel_split(panel, window, self.target)
+        log.info(
+            "%d series; train to %s, validation to %s, test after",
+            len(panel),
+            f"{split.train_end:%Y-%m-%d}",
+            f"{split.val_end:%Y-%m-%d}",
+        )
+        network = GlobalSeq2SeqForecaster(
+            window=window, model=model, train=train, target=self.target, seed=self.seed, **training
+        )
+        try:
+            network.fit_panel(panel, split, resume=resume)
+            table = score_panel(
+                network.for_series,
+                panel,
+                split,
+                lambda: {b: baseline(b, window, self.quantiles, self.seed) for b in self.baselines},
+                network.shrinkage_of,
+            )
+        except BaseException:
+            network.close()
+            raise
+        self.network_, self.panel_, self.split_ = network, panel, split
+        self.series_, self.prices_ = None, None
+        self.history_ = network.history_
+        self.test_per_series_, self.test_summary_ = table, summarise_panel(table)
+        self.metrics_ = {
+            "best_val_loss": self.history_.best_val_loss,
+            "best_epoch": self.history_.best_epoch,
+        } | summary_metrics(self.test_summary_)
         return self
 
     def close(self) -> None:
@@ -236,16 +279,22 @@ class Forecaster:
 
     # -- forecasting ----------------------------------------------------------------------------
     def predict(
-        self, prices: pd.Series | pd.DataFrame | str | Path | PriceSeries | None = None
+        self,
+        prices: pd.Series | pd.DataFrame | str | Path | PriceSeries | None = None,
+        ticker: str | None = None,
     ) -> pd.DataFrame:
         """Forecast the `horizon` bars after the last of `prices` (default: the series `fit`
         saw). A tidy frame, one row per step: `date` (on `calendar`'s sessions when set, else
         the data's spacing), `step`, `forecast` (the price), and `q<level>` columns when the
-        model forecasts quantiles."""
+        model forecasts quantiles. A model fitted on a panel forecasts every ticker it was
+        fitted on (a `ticker` column first), or `prices` as `ticker`'s (a ticker it was not
+        fitted on, or None, is forecast cold from its own prices)."""
         from forecaster.data.timestamps import future_dates
 
         if "network_" not in self.__dict__ and "exported_" not in self.__dict__:
             raise RuntimeError("this Forecaster is not fitted: call fit(prices) or load(path)")
+        if self.__dict__.get("panel_") is not None:
+            return self._predict_panel(prices, ticker)
         prices = self.prices_ if prices is None else _prices(prices)[1]
         if "exported_" in self.__dict__:
             points, quantiles, levels = self.exported_.forecast(prices).prices, None, None
@@ -264,6 +313,26 @@ class Forecaster:
             frame[f"q{level:g}"] = quantiles[:, k]
         return frame
 
+    def _predict_panel(self, prices, ticker: str | None) -> pd.DataFrame:
+        """A global model's forecasts: every trained ticker's after its last bar (a `ticker`
+        column first), or, given `prices`, theirs as `ticker`'s (None: a new ticker, cold)."""
+        from forecaster.data.timestamps import future_dates
+
+        if prices is None:
+            frames = [self._predict_panel(self.panel_.prices(t), t) for t in self.panel_.tickers]
+            return pd.concat(frames, ignore_index=True)
+        prices = _prices(prices)[1]
+        forecast = self.network_.predict(prices, np.array([len(prices) - 1]), ticker)
+        points = forecast.prices[0]
+        return pd.DataFrame(
+            {
+                "ticker": ticker,
+                "date": future_dates(prices.index, len(points), self.calendar),
+                "step": np.arange(1, len(points) + 1),
+                "forecast": points,
+            }
+        )
+
     def backtest(self, **backtest: Any) -> pd.DataFrame:
         """Walk the model and its baselines forward through the last part of the fitted series
         (`backtest` keys as `python -m forecaster backtest` takes them: start, test_fraction,
@@ -271,8 +340,11 @@ class Forecaster:
         from forecaster.evaluation.backtest import BacktestConfig, summary, walk_forward
         from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
 
-        if "prices_" not in self.__dict__:
-            raise RuntimeError("backtest walks the series fit saw: call fit(prices) first")
+        if self.__dict__.get("prices_") is None:
+            raise RuntimeError(
+                "backtest walks the one series fit saw: call fit(prices) first (a panel is "
+                "walked forward by `python -m forecaster backtest data=panel`)"
+            )
         window, model, train = self._groups()
         names = ["seq2seq", *(b for b in self.baselines if b != "naive"), "naive"]
         config = BacktestConfig(**({"models": names} | backtest))
@@ -316,9 +388,23 @@ class Forecaster:
 
     def _columns(self) -> tuple[str, str]:
         """(date column, price column) a served model reads: the file's, or the Series'."""
+        if getattr(self, "panel_", None) is not None:
+            first = self.panel_.series[0]
+            return first.date_column, first.price_column
         if self.series_ is not None:
             return self.series_.date_column, self.series_.price_column
         return str(self.prices_.index.name or "Date"), str(self.prices_.name or "Close")
+
+    def input_example(self) -> pd.DataFrame:
+        """What the served model reads: the last `lookback + 1` bars in the columns it was
+        fitted on (of the first ticker, with a `ticker` column, for a panel model)."""
+        date, price = self._columns()
+        panel = getattr(self, "panel_", None)
+        recent = (self.prices_ if panel is None else panel.series[0].prices).iloc[
+            -(self.lookback + 1) :
+        ]
+        example = pd.DataFrame({date: recent.index, price: recent.to_numpy()})
+        return example if panel is None else example.assign(ticker=panel.tickers[0])
 
     def export(self, directory: str | Path) -> Path:
         """The fitted model as an inference-only SavedModel with its preprocessing (what MLflow
@@ -326,6 +412,8 @@ class Forecaster:
         if "network_" not in self.__dict__:
             raise RuntimeError("export needs a fitted Forecaster: call fit(prices) first")
         date, price = self._columns()
+        if getattr(self, "panel_", None) is not None:
+            return self.network_.export(directory, price_column=price, date_column=date)
         return self.network_.export(
             directory, price_column=price, date_column=date, calendar=self.calendar
         )
@@ -373,12 +461,21 @@ class Forecaster:
             run.log_metrics(self.metrics_ | {"best_epoch": history.best_epoch})
             with tempfile.TemporaryDirectory() as tmp:
                 exported = self.export(Path(tmp) / MODEL_DIR)
-                columns = self._columns()
-                recent = self.prices_.iloc[-(self.lookback + 1) :]
-                example = pd.DataFrame({columns[0]: recent.index, columns[1]: recent.to_numpy()})
-                run.log_model(exported, example)
+                run.log_model(exported, self.input_example())
             run.runs_table(RUNS_TABLE)
             return run.run_id
+
+
+def _panel(prices: Any) -> Panel | None:
+    """The panel `prices` is (a Panel, a long frame with a `ticker` column, or a wide frame of
+    several price columns), or None for one series."""
+    from forecaster.data.panel import panel_from_frame
+
+    if isinstance(prices, Panel):
+        return prices
+    if isinstance(prices, pd.DataFrame) and ("ticker" in prices.columns or prices.shape[1] > 1):
+        return panel_from_frame(prices)
+    return None
 
 
 def _prices(prices: pd.Series | pd.DataFrame | str | Path | PriceSeries):
@@ -391,13 +488,7 @@ def _prices(prices: pd.Series | pd.DataFrame | str | Path | PriceSeries):
         series = load_prices(prices)
         return series, series.prices
     if isinstance(prices, pd.DataFrame):
-        if prices.shape[1] != 1:
-            raise ValueError(
-                f"fit takes one price series; this DataFrame has {prices.shape[1]} columns "
-                f"({list(prices.columns)[:5]}...). Fix: pass one column, e.g. "
-                "frame['Close'] (a model over many tickers is not built yet)"
-            )
-        prices = prices.iloc[:, 0]
+        prices = prices.iloc[:, 0]  # one column: several are a panel (`_panel`)
     if not isinstance(prices, pd.Series):
         raise TypeError(
             f"prices must be a pandas Series, DataFrame or CSV path, got {type(prices).__name__}"

@@ -108,10 +108,16 @@ def _train(
             checkpoint_dir = resume.checkpoint_dir
         elif settings.checkpoint_dir is not None:
             checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
+        # The Python API's estimator, configured by the same keys: one path from prices to a
+        # scored model for the CLI and notebooks; the CLI adds tracking, checkpoints and stops.
+        model = Forecaster.from_config(OmegaConf.to_container(cfg, resolve=True))
         if settings.data.is_panel:
             from forecaster.cli.train_panel import train_panel
 
-            return train_panel(settings, run, checkpoint_dir, stop_request, resume is not None)
+            with model:
+                return train_panel(
+                    settings, model, run, checkpoint_dir, stop_request, resume is not None
+                )
         _check_objective(settings.objective.metric, settings.train.baselines)
         data, window = settings.data, settings.window
         check_calendar(data.calendar)
@@ -121,9 +127,7 @@ def _train(
         if checkpoint_dir is not None:
             run.record_checkpoint_dir(checkpoint_dir)
         progress = Progress(settings.train.epochs)
-        # The Python API's estimator, configured by the same keys: one path from prices to a
-        # scored model for the CLI and notebooks; the CLI adds tracking, checkpoints and stops.
-        with Forecaster.from_config(OmegaConf.to_container(cfg, resolve=True)) as model:
+        with model:
             try:
                 model.fit(
                     series,
@@ -152,10 +156,7 @@ def _train(
             run.log_figure(learning_curve_figure(history), "plots/learning_curve.png")
             _log_intervals(run, evaluation, settings)
             with tempfile.TemporaryDirectory() as tmp:
-                exported = model.export(Path(tmp) / "exported_model")
-                recent = prices.iloc[-(window.lookback + 1) :]
-                example = recent.rename(series.price_column).rename_axis(data.date_column)
-                run.log_model(exported, example.reset_index())
+                run.log_model(model.export(Path(tmp) / "exported_model"), model.input_example())
             run.runs_table(RUNS_TABLE)
         log.info(
             "test rmse %.4f vs naive %.4f (skill %.3f), mase %.3f; mae %.4f vs the best "
