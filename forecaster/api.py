@@ -178,7 +178,7 @@ class Forecaster:
         checkpoint per epoch, which `resume=True` continues from, and `stop_request` stops
         training at the next batch."""
         from forecaster.data import time_split
-        from forecaster.data.timestamps import check_calendar
+        from forecaster.data.timestamps import calendar_mismatch, check_calendar
         from forecaster.evaluation import evaluate
         from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
 
@@ -194,6 +194,8 @@ class Forecaster:
             return self._fit_panel(panel, training, resume)
         self.series_, prices = _prices(prices)
         self.panel_ = None
+        for message in calendar_mismatch(prices.index, self.calendar):
+            log.warning("%s", message)
         window, model, train = self._groups()
         split = time_split(prices, window, self.target)
         log.info(
