@@ -27,6 +27,7 @@ from forecaster.data.panel import Panel, PanelSplit
 from forecaster.data.panel_windows import PanelDataset, PanelWindowSet, make_panel_windows
 from forecaster.data.splits import WindowConfig, check_target, target_offset
 from forecaster.data.windows import Scaler, forecast_to_prices, target_series, window_inputs
+from forecaster.errors import ConfigError
 from forecaster.models.base import Forecast, check_fitted, check_origins
 from forecaster.models.seq2seq.export import Preprocessing, export_model
 from forecaster.models.seq2seq.inputs import UNKNOWN_TICKER
@@ -82,6 +83,12 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
         stop_request: StopRequest | None = None,
     ) -> None:
         check_target(target)
+        if model is not None and model.calibration != "none":
+            raise ConfigError(
+                f"model.calibration={model.calibration} calibrates a single-series model's "
+                "intervals; the global model over a panel forecasts points. Fix: set "
+                "model.calibration=none."
+            )
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
         self.train = train or TrainConfig()
