@@ -101,8 +101,8 @@ class Seq2SeqForecaster(OwnsNetwork):
         if val is None and self.model.calibration != "none":
             raise ConfigError(
                 f"model.calibration={self.model.calibration} fits the intervals on the "
-                "validation part, and this fit has none. Fix: pass a validation series "
-                "(split.val_fraction > 0), or set model.calibration=none."
+                "validation part, and this fit has none. Fix: pass a validation series, or "
+                "set model.calibration=none."
             )
         prices = train
         if val is not None:
@@ -146,9 +146,9 @@ class Seq2SeqForecaster(OwnsNetwork):
 
     def _fit_interval_scale(self, prices: pd.Series, val: WindowSet) -> np.ndarray:
         """Per step, the factor on the quantiles' distances from the median that minimises
-        the pinball loss over the validation windows (origins from the last training bar, every
-        bar after it up to the end of `prices`, which is where the fit's data end), forecast
-        the way `predict` forecasts (window or carried state)."""
+        the pinball loss over the validation windows (every origin from the last training bar
+        on whose horizon ends within `prices`, the fit's data), forecast the way `predict`
+        forecasts (window or carried state)."""
         levels = self._levels()
         output = self._network_output(prices, val.origin_index)
         cumulative = cumulative_quantiles(self.model.output, output.distribution, levels)
