@@ -160,3 +160,16 @@ def test_the_sweep_bar_counts_ended_jobs_until_closed():
     time.sleep(0.05)
     off.close()
     assert calls == [] and not off.progress.shown  # off a terminal nothing polls the store
+
+
+def test_the_sweep_callback_pickles_without_its_bar():
+    import pickle
+
+    from forecaster.cli.progress import JobProgress
+    from forecaster.cli.sweep_callback import MlflowSweepCallback
+
+    callback = MlflowSweepCallback()
+    callback.progress = JobProgress(2, lambda: 0, stream=io.StringIO())
+    copy = pickle.loads(pickle.dumps(callback))  # what joblib and Ray do with every job
+    assert copy.progress is None and callback.progress is not None
+    callback._close_progress()

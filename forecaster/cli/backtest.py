@@ -142,14 +142,9 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
         finally:
             progress.close()
         table, steps = summary(result), by_step(result)
+        run.log_table_metrics(table, "backtest", LOGGED)
         run.log_metrics(
             {
-                f"backtest/{row['model']}/{name}": float(row[name])
-                for _, row in table.iterrows()
-                for name in LOGGED
-                if np.isfinite(row[name])
-            }
-            | {
                 "backtest/up_share": float(table["up_share"].iloc[0]),
                 "backtest/origins": len(origins),
             }

@@ -9,7 +9,6 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from forecaster.cli import config
@@ -75,14 +74,9 @@ def backtest_panel(
     table = per_series(result)
     overall = panel_summary(table)
     ratios = ratio_table(table)
+    run.log_table_metrics(overall, "panel", LOGGED)
     run.log_metrics(
         {
-            f"panel/{row['model']}/{name}": float(row[name])
-            for _, row in overall.iterrows()
-            for name in LOGGED
-            if np.isfinite(row[name])
-        }
-        | {
             "panel/series": len(panel),
             "panel/origins": int(table.drop_duplicates("ticker")["origins"].sum()),
             "panel/up_share": float(overall["up_share"].iloc[0]),

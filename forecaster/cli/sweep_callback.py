@@ -107,6 +107,11 @@ class MlflowSweepCallback(Callback):
             # Printed, not logged: the summary is for the person at the terminal.
             print(result.report(), flush=True)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Launchers pickle the callbacks with every job (joblib, Ray): the bar, its thread and
+        # lock stay in the launching process.
+        return self.__dict__ | {"progress": None}
+
     def _close_progress(self) -> None:
         if self.progress is not None:
             self.progress.close()
