@@ -206,6 +206,13 @@ COMMAND_CASES = [
         "model.output=point to forecast prices.",
     ),
     Case(
+        "calibration of a point forecast",
+        (*TRAIN, "tracking.uri={store}", "model.calibration=scale"),
+        "model.calibration=scale calibrates the intervals of a distributional output, and "
+        "model.output=point forecasts none. Fix: set model.output=quantiles (or student_t), or "
+        "model.calibration=none.",
+    ),
+    Case(
         "negative thread count",
         (*TRAIN, "tracking.uri={store}", "train.intra_op_threads=-1"),
         "train.intra_op_threads=-1 is invalid: expected an integer >= 1.",

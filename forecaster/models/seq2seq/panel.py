@@ -83,6 +83,12 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
         stop_request: StopRequest | None = None,
     ) -> None:
         check_target(target)
+        if model is not None and model.calibration != "none":
+            raise ConfigError(
+                f"model.calibration={model.calibration} calibrates a single-series model's "
+                "intervals; the global model over a panel forecasts points. Fix: set "
+                "model.calibration=none."
+            )
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
         self.train = train or TrainConfig()
