@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecaster.data.io import PriceSeries
+from forecaster.data.panel import Panel
 from forecaster.data.splits import WindowConfig
 from forecaster.evaluation.probabilistic import scoring_levels
 from forecaster.models import PROBABILISTIC_BASELINES, create
 from forecaster.models.base import QUANTILE_LEVELS
 from forecaster.models.base import Forecaster as ForecasterProtocol
 from forecaster.models.seq2seq.spec import Seq2SeqConfig
-from forecaster.training.loop import TrainConfig
+from forecaster.training.loop import Callback, TrainConfig
+from forecaster.training.stopping import StopRequest
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASELINES = ("naive", "drift", "ridge")  # train.baselines
 PARAMS_FILE = "params.json"
@@ -137,28 +143,74 @@ class Forecaster:
 
         return of(WindowConfig), of(Seq2SeqConfig), of(TrainConfig)
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Forecaster:
+        """The Forecaster a nested `python -m forecaster train` config describes (the inverse of
+        `config()`): each parameter read from its key; keys the API does not take (tracking,
+        data paths, ...) are ignored."""
+        params = {}
+        for name, parameter in PARAMETERS.items():
+            node: Any = config
+            for part in parameter.key.split("."):
+                if not isinstance(node, Mapping) or part not in node:
+                    break
+                node = node[part]
+            else:
+                params[name] = node
+        return cls(**params)
+
     # -- fitting --------------------------------------------------------------------------------
-    def fit(self, prices: pd.Series | pd.DataFrame | str | Path) -> Forecaster:
+    def fit(
+        self,
+        prices: pd.Series | pd.DataFrame | str | Path | PriceSeries,
+        *,
+        callbacks: Sequence[Callback] = (),
+        checkpoint_dir: str | Path | None = None,
+        stop_request: StopRequest | None = None,
+        resume: bool = False,
+    ) -> Forecaster:
         """Split `prices` by time, train on the training part (early stopping on validation),
         and score the model and the baselines on the test origins (`metrics_`, `evaluation_`).
 
-        `prices`: a Series of prices on a DatetimeIndex, a one-column DataFrame, or a CSV path
-        (read by the same validator as the CLI)."""
+        `prices`: a Series of prices on a DatetimeIndex, a one-column DataFrame, a CSV path
+        (read by the same validator as the CLI), or a `PriceSeries` already loaded. For long
+        runs: `callbacks` see every epoch (training.Callback), `checkpoint_dir` keeps a
+        checkpoint per epoch, which `resume=True` continues from, and `stop_request` stops
+        training at the next batch."""
         from forecaster.data import time_split
-        from forecaster.data.timestamps import check_calendar
+        from forecaster.data.timestamps import calendar_mismatch, check_calendar
         from forecaster.evaluation import evaluate
         from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
 
-        self._close()
+        self.close()
         check_calendar(self.calendar)
+        training = {
+            "callbacks": list(callbacks),
+            "checkpoint_dir": checkpoint_dir,
+            "stop_request": stop_request,
+        }
+        panel = _panel(prices)
+        if panel is not None:
+            return self._fit_panel(panel, training, resume)
         self.series_, prices = _prices(prices)
+        self.panel_ = None
+        for message in calendar_mismatch(prices.index, self.calendar):
+            log.warning("%s", message)
         window, model, train = self._groups()
         split = time_split(prices, window, self.target)
+        log.info(
+            "%s: %d bars; train to %s, validation to %s, %d test origins",
+            self.series_.path.name if self.series_ is not None else "prices",
+            len(prices),
+            f"{split.train_end:%Y-%m-%d}",
+            f"{split.val_end:%Y-%m-%d}",
+            len(split.test_origins(window.horizon)),
+        )
         network = Seq2SeqForecaster(
-            window=window, model=model, train=train, target=self.target, seed=self.seed
+            window=window, model=model, train=train, target=self.target, seed=self.seed, **training
         )
         try:
-            network.fit(split.train(prices), split.val(prices))
+            network.fit(split.train(prices), split.val(prices), resume=resume)
             baselines = {b: baseline(b, window, self.quantiles, self.seed) for b in self.baselines}
             self.evaluation_ = evaluate(network, prices, split, baselines, self.quantiles)
         except BaseException:
@@ -171,25 +223,80 @@ class Forecaster:
         )
         return self
 
-    def _close(self) -> None:
+    def _fit_panel(self, panel: Panel, training: dict[str, Any], resume: bool) -> Forecaster:
+        """One global model over every series of `panel`, scored on each series' test part
+        beside the baselines (`test_per_series_`, `test_summary_`; `metrics_` the summary)."""
+        from forecaster.data.panel import panel_split
+        from forecaster.evaluation.panel_scores import score_panel, summarise_panel, summary_metrics
+        from forecaster.models.seq2seq.panel import GlobalSeq2SeqForecaster
+
+        window, model, train = self._groups()
+        split = panel_split(panel, window, self.target)
+        log.info(
+            "%d series; train to %s, validation to %s, test after",
+            len(panel),
+            f"{split.train_end:%Y-%m-%d}",
+            f"{split.val_end:%Y-%m-%d}",
+        )
+        network = GlobalSeq2SeqForecaster(
+            window=window, model=model, train=train, target=self.target, seed=self.seed, **training
+        )
+        try:
+            network.fit_panel(panel, split, resume=resume)
+            table = score_panel(
+                network.for_series,
+                panel,
+                split,
+                lambda: {b: baseline(b, window, self.quantiles, self.seed) for b in self.baselines},
+                network.shrinkage_of,
+            )
+        except BaseException:
+            network.close()
+            raise
+        self.network_, self.panel_, self.split_ = network, panel, split
+        self.series_, self.prices_ = None, None
+        self.history_ = network.history_
+        self.test_per_series_, self.test_summary_ = table, summarise_panel(table)
+        self.metrics_ = {
+            "best_val_loss": self.history_.best_val_loss,
+            "best_epoch": self.history_.best_epoch,
+        } | summary_metrics(self.test_summary_)
+        return self
+
+    def close(self) -> None:
+        """Free the fitted model's TensorFlow session (it is refitted or loaded afresh)."""
         for name in ("network_", "exported_"):
             model = self.__dict__.pop(name, None)
             if model is not None:
                 model.close()
 
+    def __enter__(self) -> Forecaster:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def __del__(self) -> None:
-        self._close()
+        self.close()
 
     # -- forecasting ----------------------------------------------------------------------------
-    def predict(self, prices: pd.Series | pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
+    def predict(
+        self,
+        prices: pd.Series | pd.DataFrame | str | Path | PriceSeries | None = None,
+        ticker: str | None = None,
+    ) -> pd.DataFrame:
         """Forecast the `horizon` bars after the last of `prices` (default: the series `fit`
         saw). A tidy frame, one row per step: `date` (on `calendar`'s sessions when set, else
         the data's spacing), `step`, `forecast` (the price), and `q<level>` columns when the
-        model forecasts quantiles."""
+        model forecasts quantiles. A model fitted on a panel forecasts every ticker it was
+        fitted on (a `ticker` column first), or `prices` as `ticker`'s (a ticker it was not
+        fitted on, or None, is forecast cold from its own prices)."""
         from forecaster.data.timestamps import future_dates
 
         if "network_" not in self.__dict__ and "exported_" not in self.__dict__:
             raise RuntimeError("this Forecaster is not fitted: call fit(prices) or load(path)")
+        if self.__dict__.get("panel_") is not None:
+            return self._predict_panel(prices, ticker)
         prices = self.prices_ if prices is None else _prices(prices)[1]
         if "exported_" in self.__dict__:
             points, quantiles, levels = self.exported_.forecast(prices).prices, None, None
@@ -208,6 +315,26 @@ class Forecaster:
             frame[f"q{level:g}"] = quantiles[:, k]
         return frame
 
+    def _predict_panel(self, prices, ticker: str | None) -> pd.DataFrame:
+        """A global model's forecasts: every trained ticker's after its last bar (a `ticker`
+        column first), or, given `prices`, theirs as `ticker`'s (None: a new ticker, cold)."""
+        from forecaster.data.timestamps import future_dates
+
+        if prices is None:
+            frames = [self._predict_panel(self.panel_.prices(t), t) for t in self.panel_.tickers]
+            return pd.concat(frames, ignore_index=True)
+        prices = _prices(prices)[1]
+        forecast = self.network_.predict(prices, np.array([len(prices) - 1]), ticker)
+        points = forecast.prices[0]
+        return pd.DataFrame(
+            {
+                "ticker": ticker,
+                "date": future_dates(prices.index, len(points), self.calendar),
+                "step": np.arange(1, len(points) + 1),
+                "forecast": points,
+            }
+        )
+
     def backtest(self, **backtest: Any) -> pd.DataFrame:
         """Walk the model and its baselines forward through the last part of the fitted series
         (`backtest` keys as `python -m forecaster backtest` takes them: start, test_fraction,
@@ -215,8 +342,11 @@ class Forecaster:
         from forecaster.evaluation.backtest import BacktestConfig, summary, walk_forward
         from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
 
-        if "prices_" not in self.__dict__:
-            raise RuntimeError("backtest walks the series fit saw: call fit(prices) first")
+        if self.__dict__.get("prices_") is None:
+            raise RuntimeError(
+                "backtest walks the one series fit saw: call fit(prices) first (a panel is "
+                "walked forward by `python -m forecaster backtest data=panel`)"
+            )
         window, model, train = self._groups()
         names = ["seq2seq", *(b for b in self.baselines if b != "naive"), "naive"]
         config = BacktestConfig(**({"models": names} | backtest))
@@ -241,7 +371,7 @@ class Forecaster:
         if "network_" not in self.__dict__:
             raise RuntimeError("save needs a fitted Forecaster: call fit(prices) first")
         path = Path(path)
-        self._export(path / MODEL_DIR)
+        self.export(path / MODEL_DIR)
         (path / PARAMS_FILE).write_text(json.dumps(self.get_params(), indent=2))
         (path / METRICS_FILE).write_text(json.dumps(self.metrics_, indent=2))
         return path
@@ -260,12 +390,32 @@ class Forecaster:
 
     def _columns(self) -> tuple[str, str]:
         """(date column, price column) a served model reads: the file's, or the Series'."""
+        if getattr(self, "panel_", None) is not None:
+            first = self.panel_.series[0]
+            return first.date_column, first.price_column
         if self.series_ is not None:
             return self.series_.date_column, self.series_.price_column
         return str(self.prices_.index.name or "Date"), str(self.prices_.name or "Close")
 
-    def _export(self, directory: Path) -> Path:
+    def input_example(self) -> pd.DataFrame:
+        """What the served model reads: the last `lookback + 1` bars in the columns it was
+        fitted on (of the first ticker, with a `ticker` column, for a panel model)."""
         date, price = self._columns()
+        panel = getattr(self, "panel_", None)
+        recent = (self.prices_ if panel is None else panel.series[0].prices).iloc[
+            -(self.lookback + 1) :
+        ]
+        example = pd.DataFrame({date: recent.index, price: recent.to_numpy()})
+        return example if panel is None else example.assign(ticker=panel.tickers[0])
+
+    def export(self, directory: str | Path) -> Path:
+        """The fitted model as an inference-only SavedModel with its preprocessing (what MLflow
+        serves), reading the price and date columns the model was fitted on."""
+        if "network_" not in self.__dict__:
+            raise RuntimeError("export needs a fitted Forecaster: call fit(prices) first")
+        date, price = self._columns()
+        if getattr(self, "panel_", None) is not None:
+            return self.network_.export(directory, price_column=price, date_column=date)
         return self.network_.export(
             directory, price_column=price, date_column=date, calendar=self.calendar
         )
@@ -312,30 +462,35 @@ class Forecaster:
                 run.log_metrics({"train_loss": train_loss, "val_loss": val_loss}, step=epoch)
             run.log_metrics(self.metrics_ | {"best_epoch": history.best_epoch})
             with tempfile.TemporaryDirectory() as tmp:
-                exported = self._export(Path(tmp) / MODEL_DIR)
-                columns = self._columns()
-                recent = self.prices_.iloc[-(self.lookback + 1) :]
-                example = pd.DataFrame({columns[0]: recent.index, columns[1]: recent.to_numpy()})
-                run.log_model(exported, example)
+                exported = self.export(Path(tmp) / MODEL_DIR)
+                run.log_model(exported, self.input_example())
             run.runs_table(RUNS_TABLE)
             return run.run_id
 
 
-def _prices(prices: pd.Series | pd.DataFrame | str | Path):
+def _panel(prices: Any) -> Panel | None:
+    """The panel `prices` is (a Panel, a long frame with a `ticker` column, or a wide frame of
+    several price columns), or None for one series."""
+    from forecaster.data.panel import panel_from_frame
+
+    if isinstance(prices, Panel):
+        return prices
+    if isinstance(prices, pd.DataFrame) and ("ticker" in prices.columns or prices.shape[1] > 1):
+        return panel_from_frame(prices)
+    return None
+
+
+def _prices(prices: pd.Series | pd.DataFrame | str | Path | PriceSeries):
     """(the PriceSeries when read from a file, else None; the validated price Series)."""
     from forecaster.data.io import load_prices, prices_from_frame
 
+    if isinstance(prices, PriceSeries):
+        return prices, prices.prices
     if isinstance(prices, (str, Path)):
         series = load_prices(prices)
         return series, series.prices
     if isinstance(prices, pd.DataFrame):
-        if prices.shape[1] != 1:
-            raise ValueError(
-                f"fit takes one price series; this DataFrame has {prices.shape[1]} columns "
-                f"({list(prices.columns)[:5]}...). Fix: pass one column, e.g. "
-                "frame['Close'] (a model over many tickers is not built yet)"
-            )
-        prices = prices.iloc[:, 0]
+        prices = prices.iloc[:, 0]  # one column: several are a panel (`_panel`)
     if not isinstance(prices, pd.Series):
         raise TypeError(
             f"prices must be a pandas Series, DataFrame or CSV path, got {type(prices).__name__}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,24 @@ TINY = [
     "train.intra_op_threads=1",
     "eval.plot_origins=2",
 ]
+
+
+def start_forecaster(*args: str, cwd: Path, **popen) -> subprocess.Popen:
+    """`python -m forecaster <args>` in `cwd`, started; its output (stdout and stderr) piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "forecaster", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+    """Wait for a `start_forecaster` process: (exit status, its output)."""
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
 
 
 def compose_config(name: str, overrides: list[str], **kwargs) -> DictConfig:

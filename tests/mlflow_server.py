@@ -61,17 +61,8 @@ def mlflow_server(
     ]  # fmt: skip
     log = root / "server.log"
     started = time.monotonic()
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-            # No GenAI job runners (7 huey processes that outlive SIGTERM): tracking and UI only.
-            env=os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            start_new_session=True,  # its own process group, so teardown reaches its workers
-        )
+    # No GenAI job runners (7 huey processes that outlive SIGTERM): tracking and UI only.
+    process = _start(command, root, log, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     try:
         _wait_until_healthy(url, process, log, started + timeout)
         yield MlflowServer(url, root, time.monotonic() - started)
@@ -100,21 +91,27 @@ def model_server(
         "--workers", "1",
     ]  # fmt: skip
     log = root / "models_serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-            env=os.environ | {"MLFLOW_TRACKING_URI": tracking_uri},
-            start_new_session=True,
-        )
+    process = _start(command, root, log, {"MLFLOW_TRACKING_URI": tracking_uri})
     try:
         _wait_until_healthy(url, process, log, time.monotonic() + timeout, path="/ping")
         yield url
     finally:
         _stop_group(process)
+
+
+def _start(command: list[str], root: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`command` in `root`, its output into `log`, in a process group of its own (so that
+    teardown reaches its workers), with `env` added to this environment."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=os.environ | env,
+            start_new_session=True,
+        )
 
 
 def _wait_until_healthy(

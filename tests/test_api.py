@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from forecaster.api import PARAMETERS, Forecaster
 from forecaster.cli.config import DataConf, TrainAppConf
 from forecaster.cli.train import train
+from forecaster.errors import DataError
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,7 @@ def fitted():
     prices = pd.read_csv(SYNTHETIC, parse_dates=["Date"], index_col="Date")["Adj Close"]
     model = Forecaster(**TINY_PARAMS, calendar="XNYS").fit(prices)
     yield model
-    model._close()
+    model.close()
 
 
 def test_fit_gives_the_metrics_the_cli_logs_for_the_same_keys(fitted, tiny_config):
@@ -98,9 +99,43 @@ def test_backtest_walks_the_model_and_its_baselines(fitted):
     assert np.all(np.isfinite(table["mae"]))
 
 
-def test_fit_refuses_several_tickers_and_undated_prices():
-    frame = pd.DataFrame({"A": [1.0, 2.0], "B": [1.0, 2.0]}, index=pd.date_range("2020", periods=2))
-    with pytest.raises(ValueError, match="this DataFrame has 2 columns"):
-        Forecaster().fit(frame)
+def test_fit_refuses_undated_prices():
     with pytest.raises(ValueError, match="prices need a DatetimeIndex"):
         Forecaster().fit(pd.Series([1.0, 2.0, 3.0]))
+    with pytest.raises(DataError, match=r"set the dates as the index"):
+        Forecaster().fit(pd.DataFrame({"A": [1.0, 2.0], "B": [1.0, 2.0]}))
+
+
+PANEL_TICKERS = ["SP500", "EURUSD", "KO"]
+
+
+def test_fit_on_a_panel_long_or_wide_trains_one_global_model(tracking_uri):
+    long = pd.read_csv(REPO_ROOT / "data" / "panel.csv", parse_dates=["date"])
+    long = long[long["ticker"].isin(PANEL_TICKERS)][["date", "ticker", "price"]]
+    # Tickers in the order given: a wide frame's columns, a long frame's first appearances.
+    order = list(dict.fromkeys(long["ticker"]))
+    wide = long.pivot(index="date", columns="ticker", values="price")[order]
+    params = TINY_PARAMS | {"epochs": 1}
+    with Forecaster(**params).fit(wide) as from_wide, Forecaster(**params).fit(long) as from_long:
+        assert from_wide.metrics_ == from_long.metrics_  # the same panel either way
+        summary = from_wide.test_summary_
+        assert list(summary["model"]) == ["model", "naive", "drift", "ridge"]
+        assert from_wide.metrics_["panel_test_gmean_mae_vs_naive"] == pytest.approx(
+            summary["gmean_mae_vs_naive"].iloc[0]
+        )
+        table = from_wide.test_per_series_
+        assert sorted(set(table["ticker"])) == sorted(PANEL_TICKERS) and len(table) == 12
+
+        forecasts = from_wide.predict()  # every ticker, after its own last bar
+        assert list(forecasts.columns[:2]) == ["ticker", "date"]
+        for ticker, rows in forecasts.groupby("ticker"):
+            assert rows["date"].min() > wide[ticker].dropna().index[-1]
+            assert len(rows) == 5 and np.all(np.isfinite(rows["forecast"]))
+        new = from_wide.predict(wide["KO"].dropna() * 3.0)  # an unknown ticker, cold
+        assert new["ticker"].isna().all() and np.all(new["forecast"] > 0)
+
+        run_id = from_wide.to_mlflow(tracking_uri)
+    run = MlflowClient(tracking_uri).get_run(run_id)
+    assert run.data.metrics["panel_test_gmean_mae_vs_naive"] == pytest.approx(
+        from_wide.metrics_["panel_test_gmean_mae_vs_naive"]
+    )

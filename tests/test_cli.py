@@ -117,3 +117,59 @@ def test_a_backtest_fit_steps_its_bar_after_the_fit_context():
     assert entered == ["ridge"] and bar.bar.n == 1
     assert "fold 1 ridge" in stream.getvalue()
     bar.close()
+
+
+def test_a_sweep_knows_how_many_jobs_it_launches():
+    from omegaconf import OmegaConf
+
+    from forecaster.cli.sweep_callback import job_count
+
+    def sweep(task, **sweeper):
+        return OmegaConf.create({"hydra": {"sweeper": sweeper, "overrides": {"task": task}}})
+
+    grid = ["model.num_units=8,16", "window.horizon=range(5,25,5)", "seed=1"]
+    assert job_count(sweep(grid, params=None)) == 8
+    assert job_count(sweep(grid, params={"train.epochs": "1,2,3"})) == 24
+    assert job_count(sweep(["model.num_units=choice(8,16)"], n_trials=7)) == 7  # Optuna
+    assert job_count(sweep(["model.num_units=8,16)"], params=None)) is None  # unparsable
+
+
+def test_the_sweep_bar_counts_ended_jobs_until_closed():
+    import time
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    from forecaster.cli.progress import JobProgress
+
+    ended = [0]
+    stream = Terminal()
+    bar = JobProgress(3, lambda: ended[0], interval=0.01, stream=stream)
+    ended[0] = 2
+    deadline = time.monotonic() + 10
+    while bar.progress.bar.n < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert bar.progress.bar.n == 2
+    ended[0] = 3
+    bar.close()  # the last count is read on closing
+    assert bar.progress.bar.n == 3 and "2/3" in stream.getvalue() and "job/s" in stream.getvalue()
+
+    calls = []
+    off = JobProgress(3, lambda: calls.append(1) or 0, interval=0.01, stream=io.StringIO())
+    time.sleep(0.05)
+    off.close()
+    assert calls == [] and not off.progress.shown  # off a terminal nothing polls the store
+
+
+def test_the_sweep_callback_pickles_without_its_bar():
+    import pickle
+
+    from forecaster.cli.progress import JobProgress
+    from forecaster.cli.sweep_callback import MlflowSweepCallback
+
+    callback = MlflowSweepCallback()
+    callback.progress = JobProgress(2, lambda: 0, stream=io.StringIO())
+    copy = pickle.loads(pickle.dumps(callback))  # what joblib and Ray do with every job
+    assert copy.progress is None and callback.progress is not None
+    callback._close_progress()

@@ -206,6 +206,13 @@ COMMAND_CASES = [
         "model.output=point to forecast prices.",
     ),
     Case(
+        "calibration of a point forecast",
+        (*TRAIN, "tracking.uri={store}", "model.calibration=scale"),
+        "model.calibration=scale calibrates the intervals of a distributional output, and "
+        "model.output=point forecasts none. Fix: set model.output=quantiles (or student_t), or "
+        "model.calibration=none.",
+    ),
+    Case(
         "negative thread count",
         (*TRAIN, "tracking.uri={store}", "train.intra_op_threads=-1"),
         "train.intra_op_threads=-1 is invalid: expected an integer >= 1.",
@@ -415,6 +422,19 @@ COMMAND_CASES = [
         (*TRAIN, "train.teacher_forcing_decay=cosine"),
         "train.teacher_forcing_decay='cosine' is invalid: expected one of ('constant', "
         "'linear', 'inverse_sigmoid').",
+    ),
+    Case(
+        "carried training without a carried forecast",
+        (*TRAIN, "train.carry=true"),
+        "train.carry=true trains the network on the state carried over the series, which only "
+        "a carried forecast starts from: set model.state=carry too (or train.carry=false).",
+    ),
+    Case(
+        "a training part too short for the carried training's chunks",
+        (*TRAIN, "model.state=carry", "train.carry=true", "train.streams=100"),
+        "train.carry=true needs at least one chunk per stream: the training part has {*} bars, "
+        "{*} before its last horizon, fewer than train.streams (100) x train.chunk_length (20); "
+        "lower train.streams or train.chunk_length, or give the training part more bars.",
     ),
     Case(
         "a global model's key on one series",

@@ -33,6 +33,7 @@ def tiny_seq2seq(
     output: str = "point",
     quantiles=QUANTILE_LEVELS,
     state: str = "window",
+    carry: bool = False,
 ):
     return create(
         "seq2seq",
@@ -45,7 +46,9 @@ def tiny_seq2seq(
             quantiles=quantiles,
             state=state,
         ),
-        train=TrainConfig(epochs=2, batch_size=64, intra_op_threads=1),
+        train=TrainConfig(
+            epochs=2, batch_size=64, intra_op_threads=1, carry=carry, chunk_length=10
+        ),
         seed=seed,
     )
 
@@ -77,10 +80,18 @@ TINY: dict[str, Callable] = {
     "seq2seq/student_t": seq2seq_with(output="student_t"),
     # The encoder state carried over the whole series (model.state=carry).
     "seq2seq/carry": seq2seq_with(output="quantiles", state="carry"),
+    # ... and trained that way too (train.carry=true: truncated backprop through time).
+    "seq2seq/carry_trained": seq2seq_with(output="quantiles", state="carry", carry=True),
 }
 # The models whose tiny configuration forecasts quantiles.
 PROBABILISTIC = sorted(
-    [*PROBABILISTIC_BASELINES, "seq2seq/quantiles", "seq2seq/student_t", "seq2seq/carry"]
+    [
+        *PROBABILISTIC_BASELINES,
+        "seq2seq/quantiles",
+        "seq2seq/student_t",
+        "seq2seq/carry",
+        "seq2seq/carry_trained",
+    ]
 )
 
 

@@ -216,3 +216,43 @@ def test_a_panel_backtest_fits_the_global_seq2seq_once_per_fold_as_a_child_run(t
     children = [r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert children == ["seq2seq all series fold 1"]
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+@pytest.mark.slow
+def test_a_panel_backtest_can_fit_a_distributional_seq2seq_per_series(tmp_path):
+    """backtest.panel_fit=per_series: one seq2seq per series and fold (a child run each), so a
+    distributional model.output is scored on its intervals on every series."""
+    from forecaster.cli.backtest import backtest
+
+    write_panel_files(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = compose_config(
+        "backtest",
+        [
+            "data=files",
+            f"data.paths=[{tmp_path}/*.csv]",
+            "data.tickers=[AAA,CCC]",
+            f"tracking.uri={uri}",
+            "window.lookback=10",
+            "model.num_units=4",
+            "model.output=quantiles",
+            "model.calibration=scale",
+            "model.ticker_embedding=0",
+            "model.shrinkage=none",
+            "train.epochs=1",
+            "train.intra_op_threads=1",
+            "backtest.models=[seq2seq,naive]",
+            "backtest.panel_fit=per_series",
+        ],
+    )
+    backtest(cfg)
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("forecaster").experiment_id])
+    children = sorted(r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags)
+    assert children == ["seq2seq AAA fold 1", "seq2seq CCC fold 1"]
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    local = client.download_artifacts(parent.info.run_id, "panel/per_series.csv", str(tmp_path))
+    table = pd.read_csv(local).set_index(["ticker", "model"])
+    for ticker in ("AAA", "CCC"):
+        assert 0 < table.loc[(ticker, "seq2seq"), "coverage_90"] <= 1
+        assert table.loc[(ticker, "seq2seq"), "pinball_scaled"] > 0

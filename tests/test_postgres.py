@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import TINY
+from conftest import TINY, finish, start_forecaster
 from mlflow.tracking import MlflowClient
 from mlflow_server import free_port, mlflow_server
 
@@ -76,19 +75,9 @@ def server(postgres, tmp_path_factory):
         yield server
 
 
-def forecaster(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "forecaster", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def finished(process: subprocess.Popen) -> str:
-    output, _ = process.communicate(timeout=900)
-    assert process.returncode == 0, output[-4000:]
+    status, output = finish(process, timeout=900)
+    assert status == 0, output[-4000:]
     return output
 
 
@@ -104,13 +93,13 @@ def assert_complete(client: MlflowClient, run) -> None:
 
 def test_a_sweep_and_eight_writers_on_a_postgresql_server_lose_nothing(postgres, server, tmp_path):
     uri = server.url
-    sweep = forecaster(
+    sweep = start_forecaster(
         "train", "-m", "launcher=joblib", *TINY, "model.num_units=8,16", f"tracking.uri={uri}",
         f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
     )  # fmt: skip
     finished(sweep)
     writers = [
-        forecaster(
+        start_forecaster(
             "train",
             *TINY,
             f"seed={seed}",

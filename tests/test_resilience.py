@@ -19,7 +19,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from conftest import TINY, compose_train_config
+from conftest import TINY, compose_train_config, finish, start_forecaster
 from mlflow.tracking import MlflowClient
 
 from forecaster.errors import ConfigError, TrainingInterrupted
@@ -37,22 +37,6 @@ LONG_EPOCHS = [
     "train.intra_op_threads=1",
     "eval.plot_origins=2",
 ]
-
-
-def forecaster(*args: str, cwd: Path, **popen) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "forecaster", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **popen,
-    )
-
-
-def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
-    output, _ = process.communicate(timeout=timeout)
-    return process.returncode, output
 
 
 def wait_for(condition, what: str, timeout: float = 300, process=None):
@@ -116,7 +100,7 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_uninterrupted_metrics(uninter
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     checkpoints = tmp_path / "checkpoints"
     common = [*LONG_EPOCHS, f"tracking.uri={uri}", f"hydra.run.dir={tmp_path / 'out'}"]
-    process = forecaster("train", *common, f"checkpoint_dir={checkpoints}", cwd=tmp_path)
+    process = start_forecaster("train", *common, f"checkpoint_dir={checkpoints}", cwd=tmp_path)
     wait_for(lambda: latest_checkpoint(checkpoints) == "epoch-0001", "epoch 1", process=process)
     started = time.monotonic()
     wait_for(lambda: latest_checkpoint(checkpoints) == "epoch-0002", "epoch 2", process=process)
@@ -131,7 +115,7 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_uninterrupted_metrics(uninter
     assert [step for step, _ in history(client, killed.info.run_id, "train_loss")] == [1, 2]
 
     # The next command that opens the store ends the orphan FAILED, and `resume=last` finds it.
-    resume = forecaster(
+    resume = start_forecaster(
         "train", "resume=last", f"tracking.uri={uri}", f"hydra.run.dir={tmp_path / 'out2'}",
         cwd=tmp_path,
     )  # fmt: skip
@@ -152,7 +136,7 @@ def test_sigterm_stops_at_a_batch_boundary_with_a_checkpoint_and_resume_is_exact
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     checkpoints = tmp_path / "checkpoints"
     common = [*LONG_EPOCHS, f"tracking.uri={uri}", f"hydra.run.dir={tmp_path / 'out'}"]
-    process = forecaster("train", *common, f"checkpoint_dir={checkpoints}", cwd=tmp_path)
+    process = start_forecaster("train", *common, f"checkpoint_dir={checkpoints}", cwd=tmp_path)
     wait_for(lambda: latest_checkpoint(checkpoints) == "epoch-0001", "epoch 1", process=process)
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)  # what docker, Kubernetes and Slurm send
@@ -176,7 +160,7 @@ def test_sigterm_stops_at_a_batch_boundary_with_a_checkpoint_and_resume_is_exact
     )
     assert f"{reason}. Continue it with: python -m forecaster train resume={run_id}" in output
 
-    resume = forecaster(
+    resume = start_forecaster(
         "train", f"resume={run_id}", f"tracking.uri={uri}", f"hydra.run.dir={tmp_path / 'o2'}",
         cwd=tmp_path,
     )  # fmt: skip
@@ -216,7 +200,7 @@ def test_a_signal_outside_training_stops_at_once():
 def test_eight_train_processes_started_at_once_on_a_fresh_store_all_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"  # nor the directory exists yet
     processes = [
-        forecaster(
+        start_forecaster(
             "train",
             *TINY,
             f"seed={seed}",
@@ -375,7 +359,7 @@ def sweep_runs(uri: str):
 @pytest.mark.slow
 def test_a_parallel_sweep_survives_the_loss_of_a_worker(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    sweep = forecaster(
+    sweep = start_forecaster(
         "train", "-m", "launcher=joblib", *LONG_EPOCHS, "train.epochs=3", "seed=1,2,3",
         f"tracking.uri={uri}", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
     )  # fmt: skip
@@ -414,7 +398,7 @@ def test_a_parallel_sweep_survives_the_loss_of_a_worker(tmp_path):
 def test_ctrl_c_stops_a_parallel_sweep_cleanly(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     checkpoints = tmp_path / "checkpoints"
-    sweep = forecaster(
+    sweep = start_forecaster(
         "train", "-m", "launcher=joblib", *LONG_EPOCHS, "seed=1,2,3", f"tracking.uri={uri}",
         f"checkpoint_dir={checkpoints}", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
     )  # fmt: skip
@@ -448,7 +432,7 @@ def test_ctrl_c_stops_a_parallel_sweep_cleanly(tmp_path):
 def test_a_sweep_directory_with_an_apostrophe(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep_dir = tmp_path / "it's a sweep"
-    sweep = forecaster(
+    sweep = start_forecaster(
         "train", "-m", *TINY, "train.epochs=1", "seed=1", f"tracking.uri={uri}",
         f'hydra.sweep.dir="{sweep_dir}"', cwd=tmp_path,  # quoted, as Hydra's grammar wants
     )  # fmt: skip

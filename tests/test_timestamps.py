@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 
 from forecaster.data.timestamps import future_dates
 from forecaster.errors import DataError
@@ -69,3 +70,24 @@ def test_weekly_and_monthly_bars_keep_their_anchor(frequency, expected):
 def test_one_bar_has_no_spacing():
     with pytest.raises(DataError, match="need at least 2 dated bars"):
         future_dates(pd.DatetimeIndex(["2020-01-06"]), 3)
+
+
+def test_a_calendar_that_does_not_fit_the_data_is_named_with_the_days():
+    from forecaster.data import load_prices
+    from forecaster.data.timestamps import calendar_mismatch
+
+    sp500 = load_prices(REPO_ROOT / "data" / "sp500.csv").prices.index
+    assert calendar_mismatch(sp500, "XNYS") == []  # the bundled index trades NYSE sessions
+    assert calendar_mismatch(sp500, None) == [] and calendar_mismatch(sp500, "24/7") == []
+
+    [closed] = calendar_mismatch(sp500.append(pd.DatetimeIndex(["2019-01-01"])), "XNYS")
+    assert "1 of the 5032 bars fall on days XNYS is closed (2019-01-01)" in closed
+
+    gap = sp500.delete([100, 101])  # two sessions without a bar
+    [missing] = calendar_mismatch(gap, "XNYS")
+    assert f"2 of its 5031 sessions in the data's span have no bar ({sp500[100]:%Y-%m-%d}" in (
+        missing
+    )
+
+    weekly = pd.date_range("2015-01-02", periods=200, freq="W-FRI")
+    assert calendar_mismatch(weekly, "XNYS") == []  # weekly bars keep their own anchor

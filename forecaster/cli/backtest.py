@@ -23,6 +23,7 @@ from forecaster.api import baseline
 from forecaster.cli import config
 from forecaster.cli.backtest_panel import backtest_panel
 from forecaster.data import load_prices
+from forecaster.data.timestamps import calendar_mismatch, check_calendar
 from forecaster.errors import ForecasterError
 from forecaster.evaluation.backtest import (
     Fold,
@@ -107,9 +108,12 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
                 lambda ticker: _fold_runs(settings, run, ticker or "all series"),
             )
         data, horizon, bt = settings.data, settings.window.horizon, settings.backtest
+        check_calendar(data.calendar)
         series = load_prices(data.path, data.date_column, data.price_column)
         run.log_data_source(series, context="backtest")
         prices = series.prices
+        for message in calendar_mismatch(prices.index, data.calendar):
+            log.warning("%s", message)  # the origins and targets are the data's own bars
         folds = plan_folds(prices, horizon, bt)
         origins = np.concatenate([fold.origins for fold in folds])
         log.info(
@@ -138,14 +142,9 @@ def backtest(cfg: DictConfig, *, run_name: str | None = None, tags=None) -> pd.D
         finally:
             progress.close()
         table, steps = summary(result), by_step(result)
+        run.log_table_metrics(table, "backtest", LOGGED)
         run.log_metrics(
             {
-                f"backtest/{row['model']}/{name}": float(row[name])
-                for _, row in table.iterrows()
-                for name in LOGGED
-                if np.isfinite(row[name])
-            }
-            | {
                 "backtest/up_share": float(table["up_share"].iloc[0]),
                 "backtest/origins": len(origins),
             }

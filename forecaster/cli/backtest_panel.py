@@ -9,7 +9,6 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from forecaster.cli import config
@@ -53,32 +52,31 @@ def backtest_panel(
     fit_context: Callable[[str | None], FitContext],
 ) -> pd.DataFrame:
     """Walk every series of `settings.data`'s panel, log the result to `run`, and return the
-    summary over series. The deep models are global: one fit per fold on every series."""
+    summary over series. The deep models are global (one fit per fold on every series) unless
+    `backtest.panel_fit=per_series` (one fit per fold and series, like the baselines)."""
     data, horizon, bt = settings.data, settings.window.horizon, settings.backtest
     panel = data.load_panel()
     log_panel_source(run, panel)
     log.info("%d series (%s); models %s", len(panel), ", ".join(panel.tickers), bt.models)
-    per_series_models = {n: f for n, f in factories.items() if n not in DEEP_MODELS}
+    fitted_globally = bt.panel_fit == "global"
+    per_series_models = {
+        n: f for n, f in factories.items() if not (fitted_globally and n in DEEP_MODELS)
+    }
     result = walk_panel(
         panel,
         per_series_models,
         bt,
         horizon,
-        panel_models=global_factories(settings),
+        panel_models=global_factories(settings) if fitted_globally else None,
         fit_context=fit_context,
         progress=log.info,
     )
     table = per_series(result)
     overall = panel_summary(table)
     ratios = ratio_table(table)
+    run.log_table_metrics(overall, "panel", LOGGED)
     run.log_metrics(
         {
-            f"panel/{row['model']}/{name}": float(row[name])
-            for _, row in overall.iterrows()
-            for name in LOGGED
-            if np.isfinite(row[name])
-        }
-        | {
             "panel/series": len(panel),
             "panel/origins": int(table.drop_duplicates("ticker")["origins"].sum()),
             "panel/up_share": float(overall["up_share"].iloc[0]),
@@ -103,7 +101,7 @@ def backtest_panel(
         for ticker, series_result in result.results.items():
             log.info("audit: %s", ticker)
             audit(series_result, per_series_models, bt, progress=log.info)
-        # The global fit's cut (evaluation.panel_backtest.fit_cut) is checked by a
+        # A global fit's cut (evaluation.panel_backtest.fit_cut) is checked by a
         # perturbation test (tests/test_global_model.py), not replayed here: a replay refits
         # on the whole panel once per audited origin.
         run.set_tags({"backtest.audit": f"passed on every series ({len(panel)})"})

@@ -144,20 +144,16 @@ class TrainRunConfig(TrainConfig):
 
 
 @dataclass
-class TrainAppConf:
+class ModelAppConf:
+    """What every command that fits models takes: the data, the model and its training, the
+    store runs are tracked in, and the seed."""
+
     data: DataConf = field(default_factory=DataConf)
     window: WindowConfig = field(default_factory=WindowConfig)
     model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
-    train: TrainRunConfig = field(default_factory=TrainRunConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConf = field(default_factory=TrackingConf)
-    eval: EvalConf = field(default_factory=EvalConf)
-    objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     seed: int = 42  # same seed, data and config: same metrics
-    # Each run checkpoints into <checkpoint_dir>/<run id>/ while it trains, so that a stopped
-    # run can be continued (`resume`); the directory is deleted when the run finishes. null: no
-    # checkpoints, nothing to resume.
-    checkpoint_dir: str | None = MISSING
-    resume: str | None = None  # a run id, or `last`: continue that run from its checkpoint
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
@@ -167,14 +163,20 @@ class TrainAppConf:
 
 
 @dataclass
-class BacktestAppConf:
-    data: DataConf = field(default_factory=DataConf)
-    window: WindowConfig = field(default_factory=WindowConfig)
-    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+class TrainAppConf(ModelAppConf):
+    train: TrainRunConfig = field(default_factory=TrainRunConfig)
+    eval: EvalConf = field(default_factory=EvalConf)
+    objective: ObjectiveConf = field(default_factory=ObjectiveConf)
+    # Each run checkpoints into <checkpoint_dir>/<run id>/ while it trains, so that a stopped
+    # run can be continued (`resume`); the directory is deleted when the run finishes. null: no
+    # checkpoints, nothing to resume.
+    checkpoint_dir: str | None = MISSING
+    resume: str | None = None  # a run id, or `last`: continue that run from its checkpoint
+
+
+@dataclass
+class BacktestAppConf(ModelAppConf):
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
-    tracking: TrackingConf = field(default_factory=TrackingConf)
-    seed: int = 42
 
 
 @dataclass

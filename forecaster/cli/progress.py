@@ -1,4 +1,4 @@
-"""Progress bars over long work (training epochs, backtest fits), on a terminal only.
+"""Progress bars over long work (training epochs, backtest fits, sweep jobs), on a terminal only.
 
 tqdm (already a dependency) draws them, disabled when stderr is not a terminal, so logs written
 to files, CI output and sweep jobs' logs get the run's log lines alone, no bar.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -56,3 +57,44 @@ class Progress:
             self.step(f"fold {fold.index + 1} {name}")
 
         return context
+
+
+class JobProgress:
+    """A bar over a sweep's jobs, in the launching process: jobs run in other processes (joblib)
+    or machines (Ray), so a thread polls `ended()` (how many have ended, from the tracking store)
+    every `interval` seconds until `close`. Nothing runs when the bar is not shown."""
+
+    def __init__(
+        self,
+        total: int | None,
+        ended: Callable[[], int],
+        interval: float = 2.0,
+        stream: IO[str] | None = None,
+    ) -> None:
+        self.progress = Progress(total or 0, desc="sweep", unit="job", stream=stream)
+        if total is None:
+            self.progress.bar.total = None  # a count without a bar: the sweeper decides
+        self.ended, self.interval = ended, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="sweep-progress", daemon=True)
+        if self.progress.shown:
+            self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.update()
+
+    def update(self) -> None:
+        try:
+            done = self.ended()
+        except Exception:  # noqa: BLE001 (a store busy for a moment: the next poll will do)
+            return
+        if done > self.progress.bar.n:
+            self.progress.bar.update(done - self.progress.bar.n)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+            self.update()
+        self.progress.close()

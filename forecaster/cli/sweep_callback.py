@@ -1,13 +1,14 @@
 """Hydra callback: a sweep (`-m`) is one MLflow parent run with a child run per job.
 
 The parent is created in the launching process before any job starts and summarised when all
-have ended; each job finds it by the sweep directory (`tracking.sweeps.find_sweep`), so this
-works with any launcher, in-process, parallel or on a cluster, as long as jobs reach the
-tracking store. A sweep stopped before its end (Ctrl-C, SIGTERM, an error in the launcher) never
-reaches `on_multirun_end`: its parent is then summarised and ended KILLED, with the reason, as
-the launching process exits. When all jobs have ended, the best run is refit and registered if
-the sweep asks (`train.refit_full`, `train.register_as`), and the terminal shows the best run
-and where to look.
+have ended (meanwhile, on a terminal, a bar counts the jobs that have ended); each job finds it
+by the sweep directory (`tracking.sweeps.find_sweep`), so this works with any launcher,
+in-process, parallel or on a cluster, as long as jobs reach the tracking store. A sweep stopped
+before its end (Ctrl-C, SIGTERM, an error in the launcher) never reaches `on_multirun_end`: its
+parent is then summarised and ended KILLED, with the reason, as the launching process exits.
+When all jobs have ended, the best run is refit and registered if the sweep asks
+(`train.refit_full`, `train.register_as`), and the terminal shows the best run and where to
+look.
 """
 
 from __future__ import annotations
@@ -44,10 +45,31 @@ def sweep_dir(directory: str) -> str:
     return str(Path(directory).absolute())
 
 
+def job_count(config: DictConfig) -> int | None:
+    """How many jobs the sweep will launch: Optuna's `n_trials`, or the grid the basic sweeper
+    expands from the sweep's overrides and `hydra.sweeper.params`; None when unknown."""
+    sweeper = config.hydra.sweeper
+    if sweeper.get("n_trials") is not None:
+        return int(sweeper.n_trials)
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+        overrides = params + list(config.hydra.overrides.task)
+        batches = BasicSweeper.split_arguments(
+            OverridesParser.create().parse_overrides(overrides), None
+        )
+    except Exception:  # noqa: BLE001 (another sweeper's syntax: count without a total)
+        return None
+    return sum(len(batch) for batch in batches)
+
+
 class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
         self.config: DictConfig | None = None
+        self.progress = None  # the jobs' bar, on a terminal
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from forecaster.tracking.sweeps import start_sweep  # MLflow: only when a sweep starts
@@ -61,8 +83,14 @@ class MlflowSweepCallback(Callback):
         )
         self.config = config
         atexit.register(self._end_unfinished)
+        from forecaster.cli.progress import JobProgress
+        from forecaster.tracking.sweeps import ended_jobs
+
+        uri, parent = config.tracking.uri, self.parent_run_id
+        self.progress = JobProgress(job_count(config), lambda: ended_jobs(uri, parent))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._close_progress()
         if self.parent_run_id is not None:
             from forecaster.tracking.sweeps import finish_sweep
 
@@ -79,7 +107,18 @@ class MlflowSweepCallback(Callback):
             # Printed, not logged: the summary is for the person at the terminal.
             print(result.report(), flush=True)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Launchers pickle the callbacks with every job (joblib, Ray): the bar, its thread and
+        # lock stay in the launching process.
+        return self.__dict__ | {"progress": None}
+
+    def _close_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
+
     def _end_unfinished(self) -> None:
+        self._close_progress()
         if self.parent_run_id is None:
             return
         from forecaster.tracking.sweeps import finish_sweep

@@ -1,4 +1,6 @@
-"""`python -m forecaster train`: load, split, fit, evaluate against the naive baseline, log.
+"""`python -m forecaster train`: load, split, fit, evaluate against the baselines, log.
+The split, fit and evaluation are the Python API's (`forecaster.api.Forecaster.fit`); this
+module adds tracking, checkpoints, stops and resume.
 A panel (`data=panel`) trains one global model over every series (forecaster/cli/train_panel.py).
 
 `train(cfg)` does the work and returns the metrics; `main` is the Hydra entry point and returns
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from forecaster.evaluation import Evaluation
-    from forecaster.models.base import Forecaster
     from forecaster.tracking import TrackedRun
     from forecaster.tracking.resume import Resumable
 
@@ -88,12 +89,11 @@ def train(
 def _train(
     cfg: DictConfig, run: TrackedRun, stop_request: StopRequest | None, resume: Resumable | None
 ) -> dict[str, float]:
+    from forecaster.api import Forecaster
     from forecaster.cli.progress import Progress
-    from forecaster.data import load_prices, time_split
+    from forecaster.data import load_prices
     from forecaster.data.timestamps import check_calendar, describe_calendar
-    from forecaster.evaluation import evaluate
     from forecaster.evaluation.plots import forecast_figure, learning_curve_figure
-    from forecaster.models.seq2seq.forecaster import Seq2SeqForecaster
     from forecaster.serving import StreamState
     from forecaster.tracking.ui import RUNS_TABLE
 
@@ -108,51 +108,41 @@ def _train(
             checkpoint_dir = resume.checkpoint_dir
         elif settings.checkpoint_dir is not None:
             checkpoint_dir = Path(settings.checkpoint_dir).resolve() / run.run_id
+        # The Python API's estimator, configured by the same keys: one path from prices to a
+        # scored model for the CLI and notebooks; the CLI adds tracking, checkpoints and stops.
+        model = Forecaster.from_config(OmegaConf.to_container(cfg, resolve=True))
         if settings.data.is_panel:
             from forecaster.cli.train_panel import train_panel
 
-            return train_panel(settings, run, checkpoint_dir, stop_request, resume is not None)
+            with model:
+                return train_panel(
+                    settings, model, run, checkpoint_dir, stop_request, resume is not None
+                )
         _check_objective(settings.objective.metric, settings.train.baselines)
         data, window = settings.data, settings.window
         check_calendar(data.calendar)
         series = load_prices(data.path, data.date_column, data.price_column)
         run.log_data_source(series, context="training")
-        prices = series.prices
         log.info("%s", describe_calendar(data.calendar))
-        split = time_split(prices, window, data.target)
-        log.info(
-            "%s: %d bars; train to %s, validation to %s, %d test origins",
-            series.path.name,
-            len(prices),
-            f"{split.train_end:%Y-%m-%d}",
-            f"{split.val_end:%Y-%m-%d}",
-            len(split.test_origins(window.horizon)),
-        )
         if checkpoint_dir is not None:
             run.record_checkpoint_dir(checkpoint_dir)
         progress = Progress(settings.train.epochs)
-        with Seq2SeqForecaster(
-            window=window,
-            model=settings.model,
-            train=settings.train,
-            target=data.target,
-            seed=settings.seed,
-            callbacks=[run, progress],
-            checkpoint_dir=checkpoint_dir,
-            stop_request=stop_request,
-        ) as model:
+        with model:
             try:
-                model.fit(split.train(prices), split.val(prices), resume=resume is not None)
+                model.fit(
+                    series,
+                    callbacks=[run, progress],
+                    checkpoint_dir=checkpoint_dir,
+                    stop_request=stop_request,
+                    resume=resume is not None,
+                )
             finally:
                 progress.close()
-            evaluation = evaluate(
-                model, prices, split, _baselines(settings), settings.model.quantiles
-            )
+            prices, evaluation, history = model.prices_, model.evaluation_, model.history_
             for message in evaluation.warnings.values():
                 log.warning("%s", message)
             run.set_tags({f"warning.{name}": text for name, text in evaluation.warnings.items()})
-            history = model.history_
-            metrics = {"best_val_loss": history.best_val_loss} | evaluation.tracked_metrics
+            metrics = model.metrics_
             run.log_metrics(metrics | {"best_epoch": history.best_epoch})
             run.set_tags({"test_best_baseline": evaluation.best_baseline})
             run.log_state(
@@ -166,15 +156,7 @@ def _train(
             run.log_figure(learning_curve_figure(history), "plots/learning_curve.png")
             _log_intervals(run, evaluation, settings)
             with tempfile.TemporaryDirectory() as tmp:
-                exported = model.export(
-                    Path(tmp) / "exported_model",
-                    price_column=series.price_column,
-                    date_column=series.date_column,
-                    calendar=data.calendar,
-                )
-                recent = prices.iloc[-(window.lookback + 1) :]
-                example = recent.rename(series.price_column).rename_axis(data.date_column)
-                run.log_model(exported, example.reset_index())
+                run.log_model(model.export(Path(tmp) / "exported_model"), model.input_example())
             run.runs_table(RUNS_TABLE)
         log.info(
             "test rmse %.4f vs naive %.4f (skill %.3f), mase %.3f; mae %.4f vs the best "
@@ -190,16 +172,6 @@ def _train(
             run.run_id,
         )
     return metrics
-
-
-def _baselines(settings: config.TrainAppConf) -> dict[str, Forecaster]:
-    """The `train.baselines` to score beside the model (the random walk always is)."""
-    from forecaster.api import baseline
-
-    return {
-        name: baseline(name, settings.window, settings.model.quantiles, settings.seed)
-        for name in settings.train.baselines
-    }
 
 
 def _log_intervals(run: TrackedRun, evaluation: Evaluation, settings: config.TrainAppConf) -> None:

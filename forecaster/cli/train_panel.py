@@ -17,21 +17,18 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from forecaster.cli import config
 from forecaster.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from forecaster.api import Forecaster
     from forecaster.data.panel import Panel
     from forecaster.tracking import TrackedRun
     from forecaster.training.stopping import StopRequest
 
 log = logging.getLogger(__name__)
-
-WORSE_MARGIN = 0.02  # as in the panel backtest: "worse than naive" is a ratio above 1.02
 
 
 def panel_metric_names(baselines: list[str]) -> list[str]:
@@ -50,136 +47,57 @@ def panel_metric_names(baselines: list[str]) -> list[str]:
 
 def train_panel(
     settings: config.TrainAppConf,
+    model: Forecaster,
     run: TrackedRun,
     checkpoint_dir: Path | None = None,
     stop_request: StopRequest | None = None,
     resume: bool = False,
 ) -> dict[str, float]:
-    """Train the global model on `settings.data`'s panel, score it per series, log to `run`
-    (checkpointing into `checkpoint_dir`, stoppable by `stop_request`, continuing the run's
-    checkpoint when `resume`), and return its metrics."""
-    import pandas as pd
-
-    from forecaster.api import baseline
-    from forecaster.data.panel import panel_split
-    from forecaster.evaluation import evaluate
+    """Fit `model` (the API's estimator, configured from `settings`) on `settings.data`'s panel,
+    log it and its per-series scores to `run` (checkpointing into `checkpoint_dir`, stoppable by
+    `stop_request`, continuing the run's checkpoint when `resume`); its metrics."""
     from forecaster.evaluation.plots import learning_curve_figure
-    from forecaster.models.seq2seq.panel import GlobalSeq2SeqForecaster
 
     if settings.objective.metric not in panel_metric_names(settings.train.baselines):
         raise ConfigError(
             f"objective.metric={settings.objective.metric!r} is not a metric a panel training "
             f"run logs; choose one of {panel_metric_names(settings.train.baselines)}."
         )
-    data, window = settings.data, settings.window
     if checkpoint_dir is not None:
         run.record_checkpoint_dir(checkpoint_dir)
-    panel = data.load_panel()
+    panel = settings.data.load_panel()
     log_panel_source(run, panel)
-    split = panel_split(panel, window, data.target)
-    log.info(
-        "%d series; train to %s, validation to %s, test after",
-        len(panel),
-        f"{split.train_end:%Y-%m-%d}",
-        f"{split.val_end:%Y-%m-%d}",
-    )
-    with GlobalSeq2SeqForecaster(
-        window=window,
-        model=settings.model,
-        train=settings.train,
-        target=data.target,
-        seed=settings.seed,
+    model.fit(
+        panel,
         callbacks=[run],
         checkpoint_dir=checkpoint_dir,
         stop_request=stop_request,
-    ) as model:
-        model.fit_panel(panel, split, resume=resume)
-        rows = []
-        for ticker in panel.tickers:
-            prices = panel.prices(ticker)
-            baselines = {
-                name: baseline(name, window, settings.model.quantiles, settings.seed)
-                for name in settings.train.baselines
-            }
-            evaluation = evaluate(model.for_series(ticker), prices, split.of(prices), baselines)
-            naive_mae = evaluation.naive_metrics["mae"]
-            scored = {"model": evaluation.metrics, **evaluation.baseline_metrics}
-            for name, metrics in scored.items():
-                rows.append(
-                    {
-                        "ticker": ticker,
-                        "model": name,
-                        "origins": len(evaluation.forecast.origins),
-                        "mae_vs_naive": metrics["mae"] / naive_mae,
-                        "shrinkage": model.shrinkage_of(ticker) if name == "model" else np.nan,
-                        **metrics,
-                    }
-                )
-        table = pd.DataFrame(rows)
-        summary = summarise(table)
-        history = model.history_
-        metrics = {"best_val_loss": history.best_val_loss, "best_epoch": history.best_epoch}
-        for _, row in summary.iterrows():
-            prefix = "panel_" if row["model"] == "model" else f"panel_{row['model']}_"
-            for name in ("gmean_mae_vs_naive", "worse_than_naive", "directional_accuracy"):
-                metrics[f"{prefix}test_{name}"] = float(row[name])
-        run.log_metrics(metrics)
-        run.log_frame(table, "panel/test_per_series.csv")
-        run.log_frame(summary, "panel/test_summary.csv")
-        run.set_description(markdown(summary, len(panel), split))
-        run.log_figure(learning_curve_figure(history), "plots/learning_curve.png")
-        if settings.model.covariates:
-            # The exported model and the pyfunc read prices only: a model that reads covariates
-            # is evaluated and tracked, not exported (GlobalSeq2SeqForecaster.export says so).
-            reason = (
-                f"model.covariates={list(settings.model.covariates)}: the model is not exported "
-                "(serving reads prices only); train with model.covariates=[] to serve it"
-            )
-            log.warning("%s", reason)
-            run.set_tags({"model.exported": "false", "model.not_exported_because": reason})
-        else:
-            log_exported(run, model, panel, window)
+        resume=resume,
+    )
+    summary, metrics = model.test_summary_, model.metrics_
+    run.log_metrics(metrics)
+    run.log_frame(model.test_per_series_, "panel/test_per_series.csv")
+    run.log_frame(summary, "panel/test_summary.csv")
+    run.set_description(markdown(summary, len(panel), model.split_))
+    run.log_figure(learning_curve_figure(model.history_), "plots/learning_curve.png")
+    if settings.model.covariates:
+        # The exported model and the pyfunc read prices only: a model that reads covariates
+        # is evaluated and tracked, not exported (GlobalSeq2SeqForecaster.export says so).
+        reason = (
+            f"model.covariates={list(settings.model.covariates)}: the model is not exported "
+            "(serving reads prices only); train with model.covariates=[] to serve it"
+        )
+        log.warning("%s", reason)
+        run.set_tags({"model.exported": "false", "model.not_exported_because": reason})
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            run.log_model(model.export(Path(tmp) / "exported_model"), model.input_example())
     shown = summary.round(4).to_string(index=False)
     print(
-        f"{len(panel)} series, test from {split.val_end:%Y-%m-%d}\n{shown}\nMLflow run {run.run_id}"
+        f"{len(panel)} series, test from {model.split_.val_end:%Y-%m-%d}\n{shown}\n"
+        f"MLflow run {run.run_id}"
     )
     return metrics
-
-
-def log_exported(run: TrackedRun, model, panel: Panel, window) -> None:
-    """The fitted global model, exported, as the run's MLflow model (with an input example)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        first = panel.series[0]
-        exported = model.export(
-            Path(tmp) / "exported_model",
-            price_column=first.price_column,
-            date_column=first.date_column,
-        )
-        recent = first.prices.iloc[-(window.lookback + 1) :]
-        example = recent.rename(first.price_column).rename_axis(first.date_column)
-        run.log_model(exported, example.reset_index().assign(ticker=first.ticker))
-
-
-def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Per model over series: the geometric-mean test MAE relative to the random walk, how many
-    series it is worse than the random walk on by more than 2 %, and its mean directional
-    accuracy."""
-    import pandas as pd
-
-    rows = []
-    for name, group in table.groupby("model", sort=False):
-        ratio = group["mae_vs_naive"].to_numpy(dtype=np.float64)
-        rows.append(
-            {
-                "model": name,
-                "gmean_mae_vs_naive": float(np.exp(np.mean(np.log(ratio)))),
-                "worse_than_naive": int(np.sum(ratio > 1 + WORSE_MARGIN)),
-                "worst_mae_vs_naive": float(ratio.max()),
-                "worst_series": group["ticker"].iloc[int(np.argmax(ratio))],
-                "directional_accuracy": float(group["directional_accuracy"].mean()),
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 def markdown(summary: pd.DataFrame, series: int, split) -> str:

@@ -22,14 +22,16 @@ fitted on that series' training part only.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from forecaster.data.io import PriceSeries, load_long_prices, load_prices
+from forecaster.data.io import PriceSeries, load_long_prices, load_prices, prices_from_frame
 from forecaster.data.splits import TimeSplit, WindowConfig, _window_counts, target_offset
 from forecaster.errors import ConfigError, DataError
 
@@ -169,6 +171,66 @@ def load_panel(
         seen[s.ticker] = s.path
     panel = Panel(tuple(series))
     return panel if tickers is None else panel.select(list(tickers))
+
+
+def panel_from_frame(
+    frame: pd.DataFrame,
+    *,
+    date_column: str = "date",
+    price_column: str = "price",
+    ticker_column: str = "ticker",
+) -> Panel:
+    """A panel from a DataFrame in memory, in either layout: long (`ticker_column`,
+    `date_column` and `price_column` columns, one row per date and ticker) or wide (a
+    DatetimeIndex of dates, one column of prices per ticker, NaN where a ticker has no bar).
+    Each series is checked by the rules of a price file (`prices_from_frame`)."""
+    if ticker_column in frame.columns:
+        long = frame
+    elif isinstance(frame.index, pd.DatetimeIndex):
+        long = (
+            frame.rename_axis(index=date_column, columns=ticker_column)
+            .stack(future_stack=True)
+            .dropna()
+            .rename(price_column)
+            .reset_index()
+        )
+    else:
+        raise DataError(
+            f"a panel frame is long (columns {ticker_column!r}, {date_column!r}, "
+            f"{price_column!r}) or wide (a DatetimeIndex, one price column per ticker); this one "
+            f"has columns {list(frame.columns)[:8]} on a {type(frame.index).__name__}. Fix: "
+            "set the dates as the index (frame.set_index('date')) or add a ticker column."
+        )
+    missing = [c for c in (date_column, price_column) if c not in long.columns]
+    if missing:
+        raise DataError(
+            f"the long panel frame has no {missing} column(s); columns: {list(long.columns)}. "
+            f"Fix: name them {date_column!r} and {price_column!r}, or pass date_column=... and "
+            "price_column=..."
+        )
+    series = []
+    for ticker, rows in long.groupby(ticker_column, sort=False):
+        prices = prices_from_frame(
+            rows.reset_index(drop=True),
+            date_column=date_column,
+            price_column=price_column,
+            source=f"ticker {ticker!r}",
+        )
+        digest = hashlib.sha256(pd.util.hash_pandas_object(prices).to_numpy().tobytes())
+        series.append(
+            PriceSeries(
+                prices=prices.astype(np.float64),
+                path=Path("<DataFrame>"),  # in memory: no file
+                date_column=date_column,
+                price_column=price_column,
+                sha256=digest.hexdigest(),
+                dropped_rows=0,
+                ticker=str(ticker),
+            )
+        )
+    if not series:
+        raise DataError("the panel frame holds no prices. Fix: pass at least one ticker's prices.")
+    return Panel(tuple(series))
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,47 @@ def describe_calendar(name: str | None) -> str:
     return f"calendar: {name} (exchange_calendars): forecast dates are its sessions"
 
 
+def calendar_mismatch(index: pd.DatetimeIndex, calendar: str | None) -> list[str]:
+    """How the daily bars at `index` disagree with `calendar`'s sessions (empty when they
+    agree): bars on days the exchange was closed (forecast dates, which step over its sessions,
+    would skip days this series trades on), and sessions with no bar (there a horizon of h bars
+    spans more than h sessions). Intraday, weekly and monthly data are not checked, nor days
+    outside the calendar's range."""
+    if calendar is None or calendar == "24/7" or len(index) < 2:
+        return []
+    days = index.normalize()
+    if not days.equals(index) or pd.Series(days).diff().median() > 3 * DAY:
+        return []  # intraday, or weekly/monthly bars that keep their own anchor
+    import exchange_calendars
+
+    span = exchange_calendars.get_calendar(calendar, start=days[0], end=days[-1])
+    sessions = span.sessions.tz_localize(None) if span.sessions.tz else span.sessions
+    checked = days[days >= sessions[0]]
+    closed = checked[~checked.isin(sessions)]
+    missing = sessions[~sessions.isin(days)]
+    found = []
+    if len(closed):
+        found.append(
+            f"data.calendar={calendar}: {len(closed)} of the {len(checked)} bars fall on days "
+            f"{calendar} is closed ({_days(closed)}), so forecast dates, which step over its "
+            "sessions, would skip days this series trades on. Fix: set data.calendar to the "
+            "series' exchange, or data.calendar=null to follow the data's own spacing."
+        )
+    if len(missing):
+        found.append(
+            f"data.calendar={calendar}: {len(missing)} of its {len(sessions)} sessions in the "
+            f"data's span have no bar ({_days(missing)}); at origins before such a gap a horizon "
+            "of h bars spans more than h sessions. Fix: fill or check those days in the file, "
+            "or set data.calendar to the series' exchange."
+        )
+    return found
+
+
+def _days(days: pd.DatetimeIndex) -> str:
+    shown = ", ".join(f"{d:%Y-%m-%d}" for d in days[:3])
+    return shown + (f", ... {days[-1]:%Y-%m-%d}" if len(days) > 3 else "")
+
+
 def _sessions_after(last: pd.Timestamp, count: int, calendar: str) -> pd.DatetimeIndex:
     """The next `count` sessions of `calendar` after the day of `last`, at its time of day."""
     import exchange_calendars

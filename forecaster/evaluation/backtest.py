@@ -43,6 +43,7 @@ from forecaster.models.baselines import NaiveForecaster
 
 SIGNIFICANCE = 0.05
 WINDOWS = ("expanding", "rolling")
+PANEL_FITS = ("global", "per_series")  # backtest.panel_fit
 
 
 @dataclass
@@ -74,6 +75,10 @@ class BacktestConfig:
     audit: bool = False  # run the leakage audit after the backtest
     audit_origins: int = 3  # how many origins the audit checks (first, last, evenly between)
     skill_window: int = 50  # origins per point of the rolling-skill plot
+    # A panel's seq2seq: one global model per fold over every series, or one model per series
+    # (per_series: what a distributional model.output needs, as the global model forecasts
+    # points only).
+    panel_fit: str = "global"
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.models if name not in REGISTRY]
@@ -92,6 +97,7 @@ class BacktestConfig:
             ("val_fraction", 0 < self.val_fraction < 1, "a fraction in (0, 1)"),
             ("audit_origins", _positive_int(self.audit_origins), "an integer >= 1"),
             ("skill_window", _positive_int(self.skill_window), "an integer >= 1"),
+            ("panel_fit", self.panel_fit in PANEL_FITS, f"one of {PANEL_FITS}"),
         ]
         for key, ok, expected in checks:
             if not ok:

@@ -36,34 +36,12 @@ def compound(origin_prices: np.ndarray, returns: np.ndarray) -> np.ndarray:
     return origin_prices[:, np.newaxis] * np.exp(np.cumsum(returns, axis=1))
 
 
-class NaiveForecaster:
-    """The random walk: every future price equals the origin's. The bar every model must clear."""
+class RuleForecaster:
+    """A forecaster with nothing to learn: `fit` only checks the training series holds
+    `min_history` prices; `predict` applies the rule (`_forecast`) to the prices up to each
+    origin."""
 
     min_history = 1
-
-    def __init__(self, horizon: int = 5) -> None:
-        check_positive_int("window.horizon", horizon)
-        self.horizon = horizon
-        self.fitted_: bool | None = None
-
-    def fit(self, train: pd.Series, val: pd.Series | None = None) -> Self:
-        check_series(train, "the training series", 1)
-        self.fitted_ = True
-        return self
-
-    def predict(self, prices: pd.Series, origins: np.ndarray) -> Forecast:
-        check_fitted(self, "fitted_")
-        origins = check_origins(prices, origins, self.min_history)
-        last = np.asarray(prices, dtype=np.float64)[origins]
-        return Forecast(origins, np.repeat(last[:, np.newaxis], self.horizon, axis=1))
-
-
-class DriftForecaster:
-    """The random walk with drift: the straight line through the first price of the series and
-    the origin's, extended `horizon` bars (Hyndman and Athanasopoulos' drift method). It uses the
-    whole history up to each origin, so its slope moves as the series grows."""
-
-    min_history = 2
 
     def __init__(self, horizon: int = 5) -> None:
         check_positive_int("window.horizon", horizon)
@@ -78,7 +56,28 @@ class DriftForecaster:
     def predict(self, prices: pd.Series, origins: np.ndarray) -> Forecast:
         check_fitted(self, "fitted_")
         origins = check_origins(prices, origins, self.min_history)
-        p = np.asarray(prices, dtype=np.float64)
+        return self._forecast(np.asarray(prices, dtype=np.float64), origins)
+
+    def _forecast(self, prices: np.ndarray, origins: np.ndarray) -> Forecast:
+        raise NotImplementedError
+
+
+class NaiveForecaster(RuleForecaster):
+    """The random walk: every future price equals the origin's. The bar every model must clear."""
+
+    def _forecast(self, prices: np.ndarray, origins: np.ndarray) -> Forecast:
+        last = prices[origins]
+        return Forecast(origins, np.repeat(last[:, np.newaxis], self.horizon, axis=1))
+
+
+class DriftForecaster(RuleForecaster):
+    """The random walk with drift: the straight line through the first price of the series and
+    the origin's, extended `horizon` bars (Hyndman and Athanasopoulos' drift method). It uses the
+    whole history up to each origin, so its slope moves as the series grows."""
+
+    min_history = 2
+
+    def _forecast(self, p: np.ndarray, origins: np.ndarray) -> Forecast:
         slope = (p[origins] - p[0]) / origins
         steps = np.arange(1, self.horizon + 1)
         return Forecast(origins, p[origins][:, np.newaxis] + slope[:, np.newaxis] * steps)

@@ -29,7 +29,7 @@ from forecaster.models.base import (
     check_quantile_levels,
     check_series,
 )
-from forecaster.models.baselines import check_positive_int, log_returns
+from forecaster.models.baselines import RuleForecaster, check_positive_int, log_returns
 
 
 def price_quantiles(origin_prices: np.ndarray, return_quantiles: np.ndarray) -> np.ndarray:
@@ -38,7 +38,7 @@ def price_quantiles(origin_prices: np.ndarray, return_quantiles: np.ndarray) -> 
     return origin_prices[:, np.newaxis, np.newaxis] * np.exp(return_quantiles)
 
 
-class RandomWalkNormalForecaster:
+class RandomWalkNormalForecaster(RuleForecaster):
     """The random walk with the window's volatility: daily log returns independent and normal
     with mean 0 and the standard deviation (ddof 1) of the `lookback` daily log returns up to
     the origin (the same bars the seq2seq reads, `window.lookback`). So ``R_h ~ N(0, h s^2)``,
@@ -51,39 +51,29 @@ class RandomWalkNormalForecaster:
         lookback: int = 60,
         quantiles: Sequence[float] = QUANTILE_LEVELS,
     ) -> None:
-        check_positive_int("window.horizon", horizon)
+        super().__init__(horizon)
         check_positive_int("window.lookback", lookback)
         if lookback < 2:
             raise ConfigError(
                 f"window.lookback={lookback} is too short for rw_normal: a standard deviation "
                 "needs at least 2 returns."
             )
-        self.horizon = horizon
         self.lookback = lookback
         self.quantiles = check_quantile_levels(quantiles, "model.quantiles")
-        self.fitted_: bool | None = None
 
     @property
     def min_history(self) -> int:
         return self.lookback + 1  # lookback returns need one more price
 
-    def fit(self, train: pd.Series, val: pd.Series | None = None) -> Self:
-        check_series(train, "the training series", self.min_history)
-        self.fitted_ = True
-        return self
-
-    def predict(self, prices: pd.Series, origins: np.ndarray) -> Forecast:
-        check_fitted(self, "fitted_")
-        origins = check_origins(prices, origins, self.min_history)
+    def _forecast(self, prices: np.ndarray, origins: np.ndarray) -> Forecast:
         # Row j holds r_{j+1} .. r_{j+lookback}, the returns of the window that ends at price j+L.
         windows = sliding_window_view(log_returns(prices), self.lookback)[origins - self.lookback]
         volatility = windows.std(axis=1, ddof=1)
         steps = np.sqrt(np.arange(1, self.horizon + 1))
         z = norm.ppf(self.quantiles)  # exactly 0 at the median
         returns = volatility[:, None, None] * steps[None, :, None] * z[None, None, :]
-        origin_prices = np.asarray(prices, dtype=np.float64)[origins]
         return Forecast.from_quantiles(
-            origins, self.quantiles, price_quantiles(origin_prices, returns)
+            origins, self.quantiles, price_quantiles(prices[origins], returns)
         )
 
 

@@ -32,7 +32,12 @@ from forecaster.models.seq2seq.export import (
     SIGNATURE_KEY,
     Preprocessing,
 )
-from forecaster.models.seq2seq.outputs import POINT, cumulative_quantiles, quantiles_to_prices
+from forecaster.models.seq2seq.outputs import (
+    POINT,
+    cumulative_quantiles,
+    quantiles_to_prices,
+    scale_intervals,
+)
 from forecaster.models.seq2seq.state import LSTMState, NumpyStates, pack, state_feed, unpack
 
 TICKER_COLUMN = "ticker"  # a global model's input: which series the prices are
@@ -149,6 +154,8 @@ class ExportedForecaster:
         else:
             levels = tuple(p.quantile_levels)
             cumulative = cumulative_quantiles(p.output, out["distribution"], levels)
+            if p.interval_scale is not None:
+                cumulative = scale_intervals(cumulative, p.interval_scale, levels)
             quantiles = quantiles_to_prices(cumulative, origin_price, scaler)[0]
             forecast_prices = quantiles[:, levels.index(MEDIAN)]
         finite = np.all(np.isfinite(forecast_prices)) and (

@@ -95,11 +95,15 @@ def _signature(preprocessing: Preprocessing) -> ModelSignature:
     )
 
 
+# What a logged model needs to load and predict; pinned to the versions that trained it. Logged
+# as code, so cloudpickle (which the Ray extra caps below 3) is not among them.
+SERVING_PACKAGES = ("tensorflow-cpu", "numpy", "pandas", "mlflow")
+
+
 def _serving_requirements() -> list[str]:
-    """What the logged model needs to load and predict, pinned to the versions that trained it."""
-    packages = ("tensorflow-cpu", "numpy", "pandas", "mlflow")
+    """`SERVING_PACKAGES` pinned to the installed versions."""
     pins = []
-    for name in packages:
+    for name in SERVING_PACKAGES:
         try:
             pins.append(f"{name}=={importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:

@@ -13,7 +13,7 @@ import json
 import logging
 import tempfile
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +235,18 @@ class TrackedRun:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v}, step=step)  # no NaN
+
+    def log_table_metrics(self, table: pd.DataFrame, prefix: str, names: Sequence[str]) -> None:
+        """`<prefix>/<model>/<name>` for each row of `table` (one model per row, in its `model`
+        column) and each of `names` that holds a finite value."""
+        self.log_metrics(
+            {
+                f"{prefix}/{row['model']}/{name}": float(row[name])
+                for _, row in table.iterrows()
+                for name in names
+                if np.isfinite(row[name])
+            }
+        )
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         mlflow.log_params(dict(params))

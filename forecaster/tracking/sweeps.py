@@ -94,6 +94,19 @@ def find_sweep(uri: str, experiment_name: str, sweep_dir: str) -> tuple[str, lis
     return runs[0].info.run_id, json.loads(runs[0].data.tags.get(SWEEP_OVERRIDES_TAG, "[]"))
 
 
+def ended_jobs(uri: str, parent_run_id: str) -> int:
+    """How many of the sweep's jobs have ended (their runs no longer RUNNING), whichever
+    process or machine ran them."""
+    client = open_store(uri)
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        max_results=10_000,
+    )
+    return sum(run.info.status not in ("RUNNING", "SCHEDULED") for run in children)
+
+
 @dataclass(frozen=True)
 class SweepResult:
     """How a sweep ended: every job's row (best first), and where to look."""

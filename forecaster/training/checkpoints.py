@@ -4,7 +4,8 @@ One checkpoint is a directory `epoch-NNNN/` (after epoch NNNN) or `epoch-NNNN-ba
 (inside epoch NNNN, after batch BBBBB: where a stop request found training) holding
 
     variables.*        every variable of the model (weights, optimiser slots), via the model's
-                       own `save_variables` (a TF1 `Saver` for the seq2seq)
+                       own `save_variables` (a TF1 `Saver` for the seq2seq; training with the
+                       state carried adds the state it carries, `variables.carried.npz`)
     best_weights.npz   the weights of the best validation epoch so far (what `fit` returns)
     state.json         epochs done, the loss history, the best epoch, the shuffling RNG's state
                        (for a checkpoint inside an epoch: its state when that epoch began, which

@@ -1,5 +1,9 @@
 """The training loop: shuffled mini-batches, validation, best-weights selection, checkpoints.
 
+With `train.carry=true` the batches are not shuffled but visited in time order, `streams` rows
+each: the model carries its state from one batch to the next (truncated backpropagation through
+time; `forecaster.models.seq2seq.carry.CarriedStateTraining`).
+
 Like minGPT's Trainer, it trains anything that is `Trainable` and knows no model, no MLflow and
 no Hydra; what happens at the end of an epoch beyond that (early stopping, tracking) is a
 callback's business. With a checkpoint directory it writes, after every epoch, all it needs to
@@ -48,9 +52,24 @@ class TrainConfig:
     teacher_forcing: float = 1.0
     teacher_forcing_decay: str = "constant"  # or "linear", "inverse_sigmoid"
     teacher_forcing_epochs: float = 10.0  # linear: epochs to the floor; inverse_sigmoid: its k
+    # false: shuffled batches of `batch_size` windows, each encoded from a zero state. true:
+    # truncated backpropagation through time: `streams` contiguous segments of the training
+    # series walked forward side by side in chunks of `chunk_length` bars, in time order, each
+    # chunk starting from the state the previous one ended with (the model carries it).
+    carry: bool = False
+    chunk_length: int = 20  # carry: bars per chunk (how far back gradients reach)
+    streams: int = 8  # carry: segments trained side by side (the batch size)
 
     def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "patience", "intra_op_threads", "inter_op_threads"):
+        for key in (
+            "epochs",
+            "batch_size",
+            "patience",
+            "intra_op_threads",
+            "inter_op_threads",
+            "chunk_length",
+            "streams",
+        ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"train.{key}={value!r} is invalid: expected an integer >= 1.")
@@ -58,8 +77,15 @@ class TrainConfig:
             value = getattr(self, key)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"train.{key}={value!r} is invalid: expected a number > 0.")
+        if not isinstance(self.carry, bool):
+            raise ConfigError(f"train.carry={self.carry!r} is invalid: expected true or false.")
         check_precision(self.precision)
         self.teacher_forcing_schedule()
+
+    @property
+    def batch_rows(self) -> int:
+        """Rows per batch: windows, or with `carry` streams."""
+        return self.streams if self.carry else self.batch_size
 
     def teacher_forcing_schedule(self) -> TeacherForcing:
         return TeacherForcing(
@@ -148,7 +174,7 @@ class Trainer:
                 break
             started = time.perf_counter()
             epoch_rng_state = rng.bit_generator.state  # this epoch's order, for a checkpoint
-            order = rng.permutation(len(train))
+            order = self._epoch_order(train, rng)
             done = partial.losses if partial is not None and partial.epoch == epoch else []
             train_loss = self._train_epoch(train, order, epoch, done, epoch_rng_state)
             self.history.train_loss.append(train_loss)
@@ -207,7 +233,7 @@ class Trainer:
     ) -> float:
         """Train on the batches of `order`, skipping the `len(done)` a checkpoint inside this
         epoch already trained on (their losses are `done`). `rng_state` gives `order` again."""
-        batch_size = self.config.batch_size
+        batch_size = self.config.batch_rows
         losses = list(done)
         starts = range(0, len(order), batch_size)
         for start in tqdm(starts[len(done) :], desc=f"epoch {epoch}", leave=False, disable=None):
@@ -227,6 +253,14 @@ class Trainer:
                 )
                 self._interrupt(state)
         return float(np.mean(losses))
+
+    def _epoch_order(self, train: Windows, rng: np.random.Generator) -> np.ndarray:
+        """Shuffled windows; with `train.carry=true`, the rows in time order: `train` holds
+        chunk b of every stream in rows b * streams ... (b + 1) * streams - 1, and the model
+        carries each stream's state from one batch to the next."""
+        if self.config.carry:
+            return np.arange(len(train))
+        return rng.permutation(len(train))
 
     def _check_stop_request(self) -> None:
         """Between epochs: the last epoch's checkpoint is where training stands."""

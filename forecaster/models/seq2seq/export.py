@@ -50,6 +50,9 @@ class Preprocessing:
     # defaults are those of a point model (what exports from before these keys meant).
     output: str = "point"
     quantile_levels: list[float] | None = None
+    # model.calibration=scale: per step, the factor on the quantiles' distances from the median
+    # (outputs.scale_intervals); None: the network's quantiles as they are.
+    interval_scale: list[float] | None = None
     # A global model (trained on a panel): its tickers, in embedding order, and each one's
     # scaler [mean, std]; scaler_mean and scaler_std are then NaN (a ticker it was not trained
     # on is scaled on its own prices).

@@ -69,24 +69,28 @@ def lstm_step(x: tf.Tensor, state: LSTMState, weights: LSTMWeights) -> LSTMState
     return LSTMState(c, h)
 
 
-def fused_step(x: tf.Tensor, state: LSTMState, weights: LSTMWeights) -> LSTMState:
-    """`lstm_step` as one fused op (TensorFlow's `LSTMBlockCell`), for paths that are never
-    differentiated (the op has no gradient): autoregressive decoding and step-by-step serving.
-    """
-    units = weights.num_units
-    no_peephole = tf.zeros([units], dtype=x.dtype)
-    out = tf.raw_ops.LSTMBlockCell(
-        x=x,
-        cs_prev=state.c,
-        h_prev=state.h,
+def _block_kernel_args(weights: LSTMWeights, dtype: tf.DType) -> dict:
+    """What TensorFlow's fused LSTM kernels take besides the inputs and state: our weights, no
+    peepholes, the forget bias, and no clipping of c."""
+    no_peephole = tf.zeros([weights.num_units], dtype=dtype)
+    return dict(
         w=weights.kernel,
         wci=no_peephole,
         wcf=no_peephole,
         wco=no_peephole,
         b=weights.bias,
         forget_bias=FORGET_BIAS,
-        cell_clip=-1.0,  # as in `fused_sequence`
+        cell_clip=-1.0,  # the ops clip c to +-3 by default; TF1 LSTMCell does not clip
         use_peephole=False,
+    )
+
+
+def fused_step(x: tf.Tensor, state: LSTMState, weights: LSTMWeights) -> LSTMState:
+    """`lstm_step` as one fused op (TensorFlow's `LSTMBlockCell`), for paths that are never
+    differentiated (the op has no gradient): autoregressive decoding and step-by-step serving.
+    """
+    out = tf.raw_ops.LSTMBlockCell(
+        x=x, cs_prev=state.c, h_prev=state.h, **_block_kernel_args(weights, x.dtype)
     )
     return LSTMState(out.cs, out.h)
 
@@ -96,21 +100,12 @@ def fused_sequence(inputs: tf.Tensor, initial_state: LSTMState, weights: LSTMWei
 
     Returns the `(c, h)` of every step, each [time, batch, num_units].
     """
-    units = weights.num_units
-    no_peephole = tf.zeros([units], dtype=inputs.dtype)
     out = tf.raw_ops.BlockLSTM(
         seq_len_max=tf.cast(tf.shape(inputs)[0], tf.int64),
         x=inputs,
         cs_prev=initial_state.c,
         h_prev=initial_state.h,
-        w=weights.kernel,
-        wci=no_peephole,
-        wcf=no_peephole,
-        wco=no_peephole,
-        b=weights.bias,
-        forget_bias=FORGET_BIAS,
-        cell_clip=-1.0,  # the op clips c to +-3 by default; TF1 LSTMCell does not clip
-        use_peephole=False,
+        **_block_kernel_args(weights, inputs.dtype),
     )
     return LSTMState(out.cs, out.h)
 

@@ -167,22 +167,50 @@ class Seq2SeqModel:
     ) -> float:
         """One optimiser step on a batch with dropout on. Returns the batch's training loss (MSE
         for a point output: teacher-forced, or with scheduled sampling the sampled decoder's)."""
+        return self._train(inputs, targets, lengths, None)[0]
+
+    def train_chunk(
+        self, inputs: Inputs, targets: np.ndarray, initial_state: NumpyStates | None
+    ) -> tuple[float, NumpyStates]:
+        """One optimiser step on a batch of chunks whose encoder starts from `initial_state`
+        (truncated backpropagation through time: no gradient flows into it). Returns the loss
+        and every layer's final encoder `(c, h)` of this same pass, which the next chunks of
+        the same streams start from (`carry.CarriedStateTraining`)."""
+        return self._train(inputs, targets, None, initial_state)
+
+    def _train(
+        self,
+        inputs: Inputs,
+        targets: np.ndarray,
+        lengths: np.ndarray | None,
+        initial_state: NumpyStates | None,
+    ) -> tuple[float, NumpyStates]:
         t = self.tensors
-        feed = self._feed(inputs, targets, lengths=lengths)
+        feed = self._feed(inputs, targets, initial_state, lengths)
         feed[t.dropout_rate] = self.spec.dropout
         if t.steps_per_epoch is not None:
             feed[t.steps_per_epoch] = self.steps_per_epoch
-        loss, _ = self.session.run([t.loss, t.train_op], feed)
-        return float(loss)
+        # The final state is computed in the forward pass the gradients come from, so it is
+        # the state before this step's update.
+        loss, final_state, _ = self.session.run([t.loss, t.encoder_final_state, t.train_op], feed)
+        return float(loss), _as_states(final_state)
 
-    def validation_loss(self, inputs: Inputs, targets: np.ndarray, batch_size: int = 1024) -> float:
+    def validation_loss(
+        self,
+        inputs: Inputs,
+        targets: np.ndarray,
+        batch_size: int = 1024,
+        initial_state: NumpyStates | None = None,
+    ) -> float:
         """The loss (MSE for a point output) of the autoregressive forecast over all windows
-        (what validation measures)."""
+        (what validation measures), each encoded from `initial_state` (zeros when None)."""
         total = 0.0
         for start in range(0, len(inputs), batch_size):
             stop = start + batch_size
+            state = None if initial_state is None else _rows(initial_state, start, stop)
             batch_loss = self.session.run(
-                self.tensors.forecast_loss, self._feed(inputs[start:stop], targets[start:stop])
+                self.tensors.forecast_loss,
+                self._feed(inputs[start:stop], targets[start:stop], state),
             )
             total += float(batch_loss) * len(inputs[start:stop])
         return total / len(inputs)
@@ -320,3 +348,7 @@ def session_config(
 
 def _as_states(fetched) -> NumpyStates:
     return tuple(LSTMState(np.asarray(s.c), np.asarray(s.h)) for s in fetched)
+
+
+def _rows(states: NumpyStates, start: int, stop: int) -> NumpyStates:
+    return tuple(LSTMState(s.c[start:stop], s.h[start:stop]) for s in states)

@@ -97,9 +97,21 @@ class GlobalSeq2SeqForecaster(OwnsNetwork):
         stop_request: StopRequest | None = None,
     ) -> None:
         check_target(target)
+        if model is not None and model.calibration != "none":
+            raise ConfigError(
+                f"model.calibration={model.calibration} calibrates a single-series model's "
+                "intervals; the global model over a panel forecasts points. Fix: set "
+                "model.calibration=none."
+            )
         self.window = window or WindowConfig()
         self.model = model or Seq2SeqConfig()
         self.train = train or TrainConfig()
+        if self.model.state == "carry" or self.train.carry:
+            raise ConfigError(
+                "model.state=carry and train.carry=true (the encoder state carried over a "
+                "series) are built for a single-series model; the global model over a panel "
+                "forecasts and trains on windows: leave model.state=window and train.carry=false."
+            )
         self.target = target
         self.seed = seed
         self.callbacks = callbacks

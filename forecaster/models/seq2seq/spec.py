@@ -25,6 +25,8 @@ OUTPUTS = ("point", "quantiles", "student_t")
 STATES = ("window", "carry")
 # A global model's shrinkage toward the random walk (model.shrinkage).
 SHRINKAGE = ("none", "global", "per_series")
+# A distributional output's interval calibration on the validation part (model.calibration).
+CALIBRATIONS = ("none", "scale")
 
 
 @dataclass
@@ -47,8 +49,12 @@ class Seq2SeqConfig:
     quantiles: list[float] = field(default_factory=lambda: list(QUANTILE_LEVELS))
     # window: each forecast encodes the `window.lookback` bars up to its origin from a zero
     # state. carry: from the state carried bar by bar over the whole series (evaluation and
-    # forecasting; training stays on windows). See README, Intervals.
+    # forecasting; `train.carry=true` also trains that way). See README, Carried state.
     state: str = "window"
+    # A distributional output: none keeps the network's quantiles; scale multiplies each step's
+    # distances from the median by one factor, chosen after training on the validation part by
+    # pinball loss (outputs.fit_interval_scale). See README, Intervals.
+    calibration: str = "none"
     # A global model over a panel: the size of a learned per-ticker vector fed, beside the
     # values, to every encoder and decoder step (0: none). A ticker the model was not trained on
     # gets the mean of the trained tickers' vectors.
@@ -91,6 +97,18 @@ class Seq2SeqConfig:
             lambda v: _positive_int(v) and v >= 2,
             "an integer >= 2",
         )
+        _check(
+            "model.calibration",
+            self.calibration,
+            lambda v: v in CALIBRATIONS,
+            f"one of {CALIBRATIONS}",
+        )
+        if self.calibration != "none" and self.output == "point":
+            raise ConfigError(
+                f"model.calibration={self.calibration} calibrates the intervals of a "
+                "distributional output, and model.output=point forecasts none. Fix: set "
+                "model.output=quantiles (or student_t), or model.calibration=none."
+            )
 
 
 @dataclass(frozen=True)
