@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 from forecaster.cli import config
+from forecaster.data.io import PriceSeries
+from forecaster.data.panel import Panel
 from forecaster.paths import CONFIG_MODULE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +48,30 @@ def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
     """Wait for a `start_forecaster` process: (exit status, its output)."""
     output, _ = process.communicate(timeout=timeout)
     return process.returncode, output
+
+
+def panel_of(**prices: pd.Series) -> Panel:
+    """A panel of in-memory series, one per keyword (its ticker)."""
+    return Panel(
+        tuple(
+            PriceSeries(p, Path(f"/{t}.csv"), "date", "price", "0", 0, ticker=t)
+            for t, p in prices.items()
+        )
+    )
+
+
+def served_frame(exported: Path, prices: pd.Series, bars: int = 20) -> pd.DataFrame:
+    """What the exported model at `exported` serves for the last `bars` of `prices` (sent as a
+    `Date`, `Close` frame, as a client would)."""
+    from forecaster.serving import ExportedForecaster
+    from forecaster.serving.exported import forecast_frame
+
+    served = ExportedForecaster(exported)
+    try:
+        request = prices.rename("Close").rename_axis("Date").reset_index().iloc[-bars:]
+        return forecast_frame(served, request).to_frame()
+    finally:
+        served.close()
 
 
 def compose_config(name: str, overrides: list[str], **kwargs) -> DictConfig:

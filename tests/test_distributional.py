@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import served_frame
 from scipy import stats
 
 from forecaster.data.splits import WindowConfig
@@ -120,8 +121,6 @@ def test_a_model_trained_on_a_known_distribution_covers_at_the_nominal_rates(out
 
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_the_exported_model_serves_the_in_memory_models_quantiles(output, tmp_path):
-    from forecaster.serving import ExportedForecaster
-    from forecaster.serving.exported import forecast_frame
 
     prices = gbm(400, daily_volatility=0.01, seed=5)
     with Seq2SeqForecaster(
@@ -132,13 +131,7 @@ def test_the_exported_model_serves_the_in_memory_models_quantiles(output, tmp_pa
         model.fit(prices.iloc[:300])
         expected = model.predict(prices, np.array([len(prices) - 1]))
         exported = model.export(tmp_path / "model", price_column="Close", date_column="Date")
-    served = ExportedForecaster(exported)
-    try:
-        frame = forecast_frame(
-            served, prices.rename("Close").rename_axis("Date").reset_index().iloc[-20:]
-        ).to_frame()
-    finally:
-        served.close()
+    frame = served_frame(exported, prices)
     assert list(frame.columns) == ["step", "date", "forecast", "q0.1", "q0.5", "q0.9"]
     np.testing.assert_allclose(
         frame[["q0.1", "q0.5", "q0.9"]].to_numpy(), expected.quantiles[0], rtol=1e-6

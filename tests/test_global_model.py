@@ -4,13 +4,12 @@ tickers cold) and scheduled sampling in the decoder."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import panel_of
 
-from forecaster.data.io import PriceSeries
 from forecaster.data.panel import Panel, PanelSplit
 from forecaster.data.panel_windows import make_panel_windows
 from forecaster.data.splits import WindowConfig
@@ -33,15 +32,6 @@ def walk(dates: pd.DatetimeIndex, seed: int, drift: float = 0.0) -> pd.Series:
     rng = np.random.default_rng(seed)
     return pd.Series(
         100 * np.exp(np.cumsum(rng.normal(drift, 0.01, len(dates)))), index=dates, name="price"
-    )
-
-
-def panel_of(**prices: pd.Series) -> Panel:
-    return Panel(
-        tuple(
-            PriceSeries(p, Path(f"/{t}.csv"), "date", "price", "0", 0, ticker=t)
-            for t, p in prices.items()
-        )
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import served_frame
 from scipy import stats
 
 from forecaster.data.splits import WindowConfig
@@ -138,8 +139,6 @@ def test_the_calibration_sees_the_validation_part_and_nothing_after_it():
 
 
 def test_the_exported_model_serves_the_calibrated_quantiles(tmp_path):
-    from forecaster.serving import ExportedForecaster
-    from forecaster.serving.exported import forecast_frame
 
     prices = prices_with_volatility([(300, 0.01), (150, 0.02)], seed=5)
     with calibrated_model() as model:
@@ -147,13 +146,7 @@ def test_the_exported_model_serves_the_calibrated_quantiles(tmp_path):
         assert not np.allclose(model.interval_scale_, 1.0)
         expected = model.predict(prices, np.array([len(prices) - 1]))
         exported = model.export(tmp_path / "model", price_column="Close", date_column="Date")
-    served = ExportedForecaster(exported)
-    try:
-        frame = forecast_frame(
-            served, prices.rename("Close").rename_axis("Date").reset_index().iloc[-20:]
-        ).to_frame()
-    finally:
-        served.close()
+    frame = served_frame(exported, prices)
     columns = [f"q{level:g}" for level in QUANTILE_LEVELS]
     np.testing.assert_allclose(frame[columns].to_numpy(), expected.quantiles[0], rtol=1e-6)
 

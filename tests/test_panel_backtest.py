@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import compose_config
+from conftest import compose_config, panel_of
 from mlflow.tracking import MlflowClient
 
-from forecaster.data.io import PriceSeries
 from forecaster.data.panel import Panel
 from forecaster.errors import DataError
 from forecaster.evaluation.backtest import BacktestConfig, plan_folds, walk_forward
@@ -32,15 +31,6 @@ MODELS = {name: (lambda name=name: create(name, horizon=HORIZON)) for name in ("
 def walk(dates: pd.DatetimeIndex, seed: int) -> pd.Series:
     rng = np.random.default_rng(seed)
     return pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(dates)))), index=dates)
-
-
-def panel_of(**prices: pd.Series) -> Panel:
-    return Panel(
-        tuple(
-            PriceSeries(p, Path(f"/{t}.csv"), "date", "price", "0", 0, ticker=t)
-            for t, p in prices.items()
-        )
-    )
 
 
 def sample_panel() -> Panel:
