@@ -178,27 +178,30 @@ def test_the_backtest_command_logs_one_run_for_a_panel(tmp_path):
     assert list(sources["ticker"]) == ["AAA", "BBB", "CCC"]
 
 
+def tiny_panel_backtest(tmp_path: Path) -> tuple[str, list[str]]:
+    """Two of `write_panel_files`' series in `tmp_path`, backtested with a tiny seq2seq and the
+    random walk, tracked to a store there: (its URI, the overrides)."""
+    write_panel_files(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return uri, [
+        "data=files",
+        f"data.paths=[{tmp_path}/*.csv]",
+        "data.tickers=[AAA,CCC]",
+        f"tracking.uri={uri}",
+        "window.lookback=10",
+        "model.num_units=4",
+        "train.epochs=1",
+        "train.intra_op_threads=1",
+        "backtest.models=[seq2seq,naive]",
+    ]
+
+
 @pytest.mark.slow
 def test_a_panel_backtest_fits_the_global_seq2seq_once_per_fold_as_a_child_run(tmp_path):
     from forecaster.cli.backtest import backtest
 
-    write_panel_files(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = compose_config(
-        "backtest",
-        [
-            "data=files",
-            f"data.paths=[{tmp_path}/*.csv]",
-            "data.tickers=[AAA,CCC]",
-            f"tracking.uri={uri}",
-            "window.lookback=10",
-            "model.num_units=4",
-            "train.epochs=1",
-            "train.intra_op_threads=1",
-            "backtest.models=[seq2seq,naive]",
-        ],
-    )
-    overall = backtest(cfg)
+    uri, overrides = tiny_panel_backtest(tmp_path)
+    overall = backtest(compose_config("backtest", overrides))
     assert set(overall["model"]) == {"seq2seq", "naive"}
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("forecaster").experiment_id])
@@ -214,28 +217,15 @@ def test_a_panel_backtest_can_fit_a_distributional_seq2seq_per_series(tmp_path):
     distributional model.output is scored on its intervals on every series."""
     from forecaster.cli.backtest import backtest
 
-    write_panel_files(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = compose_config(
-        "backtest",
-        [
-            "data=files",
-            f"data.paths=[{tmp_path}/*.csv]",
-            "data.tickers=[AAA,CCC]",
-            f"tracking.uri={uri}",
-            "window.lookback=10",
-            "model.num_units=4",
-            "model.output=quantiles",
-            "model.calibration=scale",
-            "model.ticker_embedding=0",
-            "model.shrinkage=none",
-            "train.epochs=1",
-            "train.intra_op_threads=1",
-            "backtest.models=[seq2seq,naive]",
-            "backtest.panel_fit=per_series",
-        ],
-    )
-    backtest(cfg)
+    uri, overrides = tiny_panel_backtest(tmp_path)
+    per_series = [
+        "model.output=quantiles",
+        "model.calibration=scale",
+        "model.ticker_embedding=0",
+        "model.shrinkage=none",
+        "backtest.panel_fit=per_series",
+    ]
+    backtest(compose_config("backtest", overrides + per_series))
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("forecaster").experiment_id])
     children = sorted(r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags)
